@@ -1,0 +1,115 @@
+"""The node daemon's composition root: settings in, a serving gRPC node out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from swarmrank.protos import limits
+from swarmrank.protos.signing import Identity
+from swarmrank.protos.v1 import node_pb2, node_pb2_grpc
+
+from . import catalogue
+from .backends.base import Backend
+from .registration import stay_registered
+from .service import NodeService
+from .servicer import NodeServicer
+from .settings import NodeSettings
+
+log = logging.getLogger("swarmrank.node")
+
+NODE_SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
+
+
+def build_backend(settings: NodeSettings, progress: catalogue.Progress | None = None) -> Backend:
+    if settings.backend == "llama":
+        from .backends.llama import LlamaCppBackend
+
+        entry = None if settings.model_path else catalogue.lookup(settings.model)
+        path = settings.model_path or catalogue.prepare(settings.model, settings.cache_dir, progress=progress)
+        return LlamaCppBackend(
+            path, entry, n_ctx=settings.n_ctx, n_threads=settings.n_threads or None, n_gpu_layers=settings.n_gpu_layers
+        )
+    if settings.backend == "onnx":
+        from .backends.onnx import OnnxBackend
+
+        if settings.model_path is None:
+            raise ValueError("backend=onnx needs --model-path to an ONNX file")
+        return OnnxBackend(settings.model_path, name=settings.model, device=settings.device, context_length=settings.n_ctx)
+    from .backends.openai_http import OpenAIHTTPBackend
+
+    return OpenAIHTTPBackend(
+        settings.upstream_url,
+        settings.upstream_model or settings.model,
+        api_key=settings.upstream_api_key.get_secret_value(),
+        name=settings.model,
+        max_concurrency=settings.max_concurrency,
+    )
+
+
+async def serve(
+    settings: NodeSettings,
+    *,
+    backend: Backend | None = None,
+    on_ready: Callable[[str, str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a node until SIGTERM/SIGINT (or ``stop`` is set); in-flight work gets ``grace_seconds``."""
+    identity = Identity.load_or_create(settings.key_path)
+    backend = backend or await asyncio.to_thread(build_backend, settings)
+    service = NodeService(
+        identity,
+        backend,
+        max_queue=settings.max_queue,
+        default_max_tokens=settings.default_max_tokens,
+        max_tokens_limit=settings.max_tokens_limit,
+    )
+    server = grpc.aio.server(options=limits.GRPC_OPTIONS)
+    node_pb2_grpc.add_NodeServicer_to_server(NodeServicer(service), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((NODE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    host = settings.listen.rsplit(":", 1)[0]
+    address = f"{host}:{port}"
+    await server.start()
+    for name in ("", NODE_SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("node %s serving %s (%s) on %s", identity.node_id, backend.info.name, backend.info.runtime, address)
+    if on_ready:
+        on_ready(identity.node_id, address)
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    registration = None
+    if settings.coordinator:
+        registration = asyncio.create_task(
+            stay_registered(
+                settings.coordinator, identity, settings.advertise or address, service.describe(),
+                lambda: service.admission.in_flight, stop,
+            )
+        )
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: %d request(s) in flight, grace %.0fs", service.admission.in_flight, settings.grace_seconds)
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(settings.grace_seconds)
+        if registration:
+            registration.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await registration
+        await asyncio.to_thread(service.close)
+        log.info("node %s stopped", identity.node_id)

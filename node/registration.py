@@ -1,0 +1,93 @@
+"""Joining a coordinator and staying joined: challenge, signed registration, signed heartbeats.
+
+Runs for the life of the daemon. Every call has a deadline; failures back off exponentially (capped)
+and never stop the node from serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+
+from swarmrank.protos import limits, signing
+from swarmrank.protos.signing import Identity
+from swarmrank.protos.v1 import coordinator_pb2 as cpb
+from swarmrank.protos.v1 import coordinator_pb2_grpc
+
+from . import convert
+from .service import Description
+
+log = logging.getLogger("swarmrank.node.registration")
+
+CALL_TIMEOUT = 10.0
+# Registration may include calibration challenges on the coordinator's side: allow it time.
+REGISTER_TIMEOUT = 600.0
+MAX_BACKOFF = 30.0
+
+
+async def register_once(
+    stub: coordinator_pb2_grpc.CoordinatorStub, identity: Identity, address: str, description: Description
+) -> cpb.RegisterResponse:
+    challenge = await stub.Challenge(cpb.ChallengeRequest(public_key=identity.public_key), timeout=CALL_TIMEOUT)
+    signature = identity.sign(signing.registration_bytes(challenge.nonce, identity.public_key, address))
+    return await stub.Register(
+        cpb.RegisterRequest(
+            public_key=identity.public_key,
+            nonce=challenge.nonce,
+            address=address,
+            models=[convert.model_info_to_pb(m) for m in description.models],
+            max_concurrency=description.max_concurrency,
+            signature=signature,
+        ),
+        timeout=REGISTER_TIMEOUT,
+    )
+
+
+async def stay_registered(
+    coordinator: str,
+    identity: Identity,
+    address: str,
+    description: Description,
+    in_flight: Callable[[], int],
+    stop: asyncio.Event,
+) -> None:
+    backoff = 1.0
+    async with grpc.aio.insecure_channel(coordinator, options=limits.GRPC_OPTIONS) as channel:
+        stub = coordinator_pb2_grpc.CoordinatorStub(channel)
+        while not stop.is_set():
+            try:
+                reply = await register_once(stub, identity, address, description)
+                log.info("registered with %s as %s (reputation %.3f)", coordinator, reply.node_id, reply.reputation)
+                backoff = 1.0
+                interval = max(0.2, reply.heartbeat_interval_seconds)
+                while not stop.is_set():
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=interval)
+                        return
+                    except TimeoutError:
+                        pass
+                    now = time.time()
+                    hb = await stub.Heartbeat(
+                        cpb.HeartbeatRequest(
+                            node_id=identity.node_id,
+                            timestamp_unix=now,
+                            in_flight=in_flight(),
+                            signature=identity.sign(signing.heartbeat_bytes(identity.node_id, now)),
+                        ),
+                        timeout=CALL_TIMEOUT,
+                    )
+                    if not hb.known:
+                        log.warning("coordinator %s no longer knows this node; registering again", coordinator)
+                        break
+            except grpc.aio.AioRpcError as exc:
+                log.warning("coordinator %s: %s %s; retrying in %.0fs", coordinator, exc.code().name, exc.details(), backoff)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                    return
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, MAX_BACKOFF)

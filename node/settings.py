@@ -1,0 +1,40 @@
+"""Node daemon settings: flags, SWARMRANK_NODE_* environment variables, or a TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _config_dir() -> Path:
+    return Path.home() / ".config" / "swarmrank"
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWARMRANK_NODE_", extra="forbid")
+
+    backend: Literal["llama", "onnx", "openai"] = "llama"
+    model: str = Field("smollm2-135m", description="catalogue name (llama), or the name to advertise")
+    model_path: Path | None = Field(None, description="a GGUF or ONNX file instead of a catalogue model")
+    upstream_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server (backend=openai)")
+    upstream_model: str = ""
+    upstream_api_key: SecretStr = SecretStr("")
+    listen: str = "127.0.0.1:50061"
+    advertise: str = Field("", description="address the coordinator dials; default: the listen address")
+    key_path: Path = Field(default_factory=lambda: _config_dir() / "node.key")
+    coordinator: str = Field("", description="coordinator address to register with; empty: stand alone")
+    max_queue: int = Field(8, ge=0, le=1024)
+    max_concurrency: int = Field(4, ge=1, le=256, description="for backends that allow parallel calls (openai)")
+    default_max_tokens: int = Field(256, ge=1, le=4096)
+    max_tokens_limit: int = Field(1024, ge=1, le=4096)
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int = Field(0, ge=0, description="0: all cores")
+    n_gpu_layers: int = Field(0, description="-1 offloads every layer when llama.cpp was built with GPU support")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache_dir: Path | None = None
+    grace_seconds: float = Field(10.0, ge=0, description="on SIGTERM: time in-flight work gets to finish")
+    log_level: str = "INFO"
+    log_json: bool = False

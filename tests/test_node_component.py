@@ -1,0 +1,190 @@
+"""Component tests: a real node daemon on 127.0.0.1 called through real gRPC stubs."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from helpers import GatedBackend, RunningNode
+from swarmrank.node.backends.onnx import OnnxBackend
+from swarmrank.node.settings import NodeSettings
+from swarmrank.protos import PROTOCOL_VERSION, signing
+from swarmrank.protos.signing import Identity
+from swarmrank.protos.v1 import node_pb2 as pb
+from swarmrank.protos.v1 import node_pb2_grpc
+
+NONCE = os.urandom(16)
+
+
+def settings(tmp_path, **kw) -> NodeSettings:  # type: ignore[no-untyped-def]
+    return NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / "node.key", model="bigram", **kw)
+
+
+@pytest.fixture()
+def node(bg, tmp_path, bigram_onnx):  # type: ignore[no-untyped-def]
+    n = RunningNode(bg, settings(tmp_path, max_queue=4), OnnxBackend(bigram_onnx, name="bigram"))
+    channel = grpc.insecure_channel(n.address)
+    yield n, node_pb2_grpc.NodeStub(channel), channel
+    channel.close()
+    n.stop()
+
+
+def generate(stub, prompt="The capital of France", **kw):  # type: ignore[no-untyped-def]
+    req = pb.GenerateRequest(round_id="r1", nonce=NONCE, prompt=prompt, max_tokens=kw.pop("max_tokens", 24), **kw)
+    return list(stub.Generate(req, timeout=30))
+
+
+def status_of(call) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value.code()
+
+
+def test_describe(node) -> None:  # type: ignore[no-untyped-def]
+    n, stub, _ = node
+    d = stub.Describe(pb.DescribeRequest(), timeout=5)
+    assert d.node_id == n.node_id == signing.node_id_for(d.public_key)
+    assert d.protocol_version == PROTOCOL_VERSION
+    assert [m.name for m in d.models] == ["bigram"] and d.models[0].runtime == "onnxruntime"
+    assert d.max_concurrency == 1 and d.max_queue == 4
+
+
+def test_generate_streams_tokens_then_signed_candidate(node) -> None:  # type: ignore[no-untyped-def]
+    n, stub, _ = node
+    events = generate(stub)
+    tokens = [e.token.text for e in events[:-1]]
+    assert all(e.HasField("token") for e in events[:-1]) and len(tokens) > 1
+    c = events[-1].candidate
+    assert c.text == "".join(tokens) and c.text.startswith(" is")  # the bigram model continues its corpus
+    assert c.node_id == n.node_id and c.completion_tokens == len(c.text.encode())
+    public_key = stub.Describe(pb.DescribeRequest(), timeout=5).public_key
+    assert signing.verify(public_key, c.signature, signing.candidate_bytes("r1", NONCE, n.node_id, c.model, c.text))
+    # The signature is bound to the round: it does not verify for another round id or nonce.
+    assert not signing.verify(public_key, c.signature, signing.candidate_bytes("r2", NONCE, n.node_id, c.model, c.text))
+    assert not signing.verify(public_key, c.signature, signing.candidate_bytes("r1", os.urandom(16), n.node_id, c.model, c.text))
+
+
+def test_judge_batch_returns_signed_verdicts(node) -> None:  # type: ignore[no-untyped-def]
+    n, stub, _ = node
+    req = pb.JudgeRequest(
+        round_id="r9", nonce=NONCE, question="What is the capital of France?",
+        comparisons=[pb.Comparison(comparison_id="x", answer_a="Paris.", answer_b="Rome."),
+                     pb.Comparison(comparison_id="y", answer_a="Rome.", answer_b="Paris.")],
+    )
+    resp = stub.Judge(req, timeout=30)
+    assert resp.judge_node_id == n.node_id and [v.comparison_id for v in resp.verdicts] == ["x", "y"]
+    key = stub.Describe(pb.DescribeRequest(), timeout=5).public_key
+    for v, c in zip(resp.verdicts, req.comparisons):
+        assert v.preference in (pb.PREFERENCE_A, pb.PREFERENCE_B, pb.PREFERENCE_TIE)
+        assert 0.0 <= v.confidence <= 1.0 and v.rationale.startswith("P(A)=")
+        payload = signing.verdict_bytes("r9", NONCE, n.node_id, c.comparison_id, c.answer_a, c.answer_b, v.preference)
+        assert signing.verify(key, v.signature, payload)
+
+
+@pytest.mark.parametrize(
+    "kwargs, code, fragment",
+    [
+        ({"prompt": "   "}, grpc.StatusCode.INVALID_ARGUMENT, "prompt is empty"),
+        ({"prompt": "x" * 40_000}, grpc.StatusCode.INVALID_ARGUMENT, "limit is"),
+        ({"model": "no-such-model"}, grpc.StatusCode.NOT_FOUND, "not served here"),
+        ({"max_tokens": 5000}, grpc.StatusCode.INVALID_ARGUMENT, "max_tokens"),
+        ({"temperature": 3.0}, grpc.StatusCode.INVALID_ARGUMENT, "temperature"),
+        ({"nonce": b"short"}, grpc.StatusCode.INVALID_ARGUMENT, "nonce"),
+        ({"round_id": ""}, grpc.StatusCode.INVALID_ARGUMENT, "round_id"),
+    ],
+)
+def test_bad_generate_requests_get_clear_status_and_node_keeps_serving(node, kwargs, code, fragment) -> None:  # type: ignore[no-untyped-def]
+    _, stub, _ = node
+    base = {"round_id": "r1", "nonce": NONCE, "prompt": "hello", "max_tokens": 4}
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Generate(pb.GenerateRequest(**{**base, **kwargs}), timeout=10))
+    assert info.value.code() == code and fragment in info.value.details()
+    assert generate(stub)[-1].candidate.text  # still serving
+
+
+def test_bad_judge_batches(node) -> None:  # type: ignore[no-untyped-def]
+    _, stub, _ = node
+    own = generate(stub, prompt="Two plus")[-1].candidate.text
+
+    def judge(*comparisons, question="Q?", round_id="r1"):  # type: ignore[no-untyped-def]
+        return stub.Judge(pb.JudgeRequest(round_id=round_id, nonce=NONCE, question=question, comparisons=comparisons), timeout=10)
+
+    cases = {
+        "holds 1..": lambda: judge(),
+        "appears twice": lambda: judge(pb.Comparison(comparison_id="a", answer_a="x", answer_b="y"),
+                                       pb.Comparison(comparison_id="a", answer_a="x", answer_b="z")),
+        "answer_b is empty": lambda: judge(pb.Comparison(comparison_id="a", answer_a="x", answer_b="")),
+        "question is empty": lambda: judge(pb.Comparison(comparison_id="a", answer_a="x", answer_b="y"), question=""),
+        "its own candidate": lambda: judge(pb.Comparison(comparison_id="a", answer_a="other", answer_b=own)),
+        "holds 1..64": lambda: judge(*[pb.Comparison(comparison_id=str(i), answer_a="x", answer_b="y") for i in range(65)]),
+    }
+    for fragment, call in cases.items():
+        with pytest.raises(grpc.RpcError) as info:
+            call()
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, fragment
+        assert fragment in info.value.details()
+    # Its own answer from another round is fine to judge: ownership is per round.
+    assert len(judge(pb.Comparison(comparison_id="a", answer_a="other", answer_b=own), round_id="r2").verdicts) == 1
+
+
+def test_health_and_reflection(node) -> None:  # type: ignore[no-untyped-def]
+    _, _, channel = node
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "swarmrank.v1.Node"):
+        assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = list(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+    names = {s.name for s in replies[0].list_services_response.service}
+    assert {"swarmrank.v1.Node", "grpc.health.v1.Health"} <= names
+    replies = list(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="swarmrank.v1.Node")]), timeout=5))
+    assert replies[0].file_descriptor_response.file_descriptor_proto
+
+
+def test_cancellation_stops_the_model_and_full_queue_is_refused(bg, tmp_path, bigram_onnx) -> None:  # type: ignore[no-untyped-def]
+    gate = threading.Event()
+    backend = GatedBackend(OnnxBackend(bigram_onnx, name="bigram"), gate)
+    n = RunningNode(bg, settings(tmp_path, max_queue=0), backend)
+    try:
+        with grpc.insecure_channel(n.address) as channel:
+            stub = node_pb2_grpc.NodeStub(channel)
+            call = stub.Generate(pb.GenerateRequest(round_id="r1", nonce=NONCE, prompt="The capital", max_tokens=50), timeout=30)
+            assert backend.started.wait(10)
+            # The only slot is taken and no queue is allowed: the next caller is refused at once.
+            code = status_of(lambda: list(stub.Generate(pb.GenerateRequest(round_id="r2", nonce=NONCE, prompt="x", max_tokens=2), timeout=10)))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            call.cancel()  # the caller goes away: the model must stop generating
+            assert backend.stopped_early.wait(10)
+            gate.set()
+            # The slot is free again.
+            assert list(stub.Generate(pb.GenerateRequest(round_id="r3", nonce=NONCE, prompt="Two", max_tokens=3), timeout=30))[-1].candidate
+    finally:
+        gate.set()
+        n.stop()
+
+
+def test_key_file_is_private_and_stable(tmp_path) -> None:
+    path = tmp_path / "keys" / "node.key"
+    a = Identity.load_or_create(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert Identity.load_or_create(path).node_id == a.node_id
+    assert "PRIVATE" not in repr(a) and a.node_id in repr(a)
+    path.chmod(0o644)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        Identity.load_or_create(path)
+
+
+def test_onnx_gpu_path(bigram_onnx) -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("no CUDA execution provider (onnxruntime-gpu on a GPU machine)")
+    backend = OnnxBackend(bigram_onnx, device="cuda")
+    assert backend.info.device == "cuda" and backend.providers[0] == "CUDAExecutionProvider"
+    from swarmrank.node.backends.base import GenerationParams
+
+    assert list(backend.stream(GenerationParams("The capital", max_tokens=5), lambda: False))[-1].completion_tokens == 5
