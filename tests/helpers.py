@@ -132,3 +132,50 @@ def fake_info(name: str = "fake") -> ModelInfo:
 
 
 __all__ = ["BackgroundLoop", "GatedBackend", "RunningNode", "build_bigram_onnx", "fake_info", "Preference"]
+
+
+class RunningCoordinator:
+    """A real coordinator daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
+
+    def __init__(self, bg: BackgroundLoop, settings, client=None) -> None:  # type: ignore[no-untyped-def]
+        from swarmrank.coordinator.daemon import serve
+
+        self._bg = bg
+        ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self.address = ""
+
+        def on_ready(address: str) -> None:
+            self.address = address
+            ready.set()
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await serve(settings, client=client, on_ready=on_ready, stop=self._stop)
+
+        self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
+        while not ready.wait(0.1):
+            if self.task.done():
+                self.task.result()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._bg.loop.call_soon_threadsafe(self._stop.set)
+        self.task.result(60)
+
+
+CORPORA = {
+    "paris": "Paris is the capital of France.\0" * 8,
+    "rome": "Rome? No: Paris. Rome is in Italy.\0" * 8,
+    "lyon": "Lyon, Lille, Nice, Nantes, Toulouse.\0" * 8,
+}
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)

@@ -1,0 +1,1 @@
+"""The swarmrank coordinator: dispatch, judging plan, consensus, reputation, registry, APIs."""

@@ -1,0 +1,70 @@
+"""The coordinator daemon's composition root: settings in, a serving coordinator out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from swarmrank.protos import limits
+from swarmrank.protos.v1 import coordinator_pb2, coordinator_pb2_grpc
+
+from .admission import Challenges
+from .node_client import GrpcNodeClient, NodeClient
+from .registry import Registry
+from .rounds import RoundRunner
+from .servicer import CoordinatorServicer
+from .settings import CoordinatorSettings
+from .store import Store
+
+log = logging.getLogger("swarmrank.coordinator")
+
+SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["Coordinator"].full_name
+
+
+async def serve(
+    settings: CoordinatorSettings,
+    *,
+    client: NodeClient | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    store = Store(settings.db)
+    registry = Registry(store, settings.heartbeat_interval)
+    client = client or GrpcNodeClient()
+    runner = RoundRunner(registry, store, client, settings, np.random.default_rng(settings.seed))
+    server = grpc.aio.server(options=limits.GRPC_OPTIONS)
+    coordinator_pb2_grpc.add_CoordinatorServicer_to_server(CoordinatorServicer(runner, registry, Challenges()), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("coordinator serving on %s (db %s, %d known node(s))", address, store.path, len(registry.all()))
+    if on_ready:
+        on_ready(address)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("coordinator shutting down")
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(5.0)
+        await client.close()
+        store.close()

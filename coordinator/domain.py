@@ -1,0 +1,115 @@
+"""Plain values the coordinator's modules pass around (no protobuf, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swarmrank.protos.types import ModelInfo, Preference
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    node_id: str
+    public_key: bytes
+    address: str
+    models: tuple[ModelInfo, ...]
+    max_concurrency: int
+    registered_unix: float
+    last_seen_unix: float
+    reputation: float
+    rounds: int = 0
+    failed_unix: float = 0.0  # last failed call; the node gets no work until it heartbeats again
+
+    @property
+    def model_name(self) -> str:
+        return self.models[0].name if self.models else ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    candidate_id: str  # anonymised label, "c0", "c1", ...
+    node_id: str
+    model: str
+    text: str
+    nonce: bytes
+    signature: bytes
+    completion_tokens: int = 0
+    elapsed_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Judgment:
+    judge_node_id: str
+    comparison_id: str
+    answer_a: int  # index into the round's distinct answers
+    answer_b: int
+    preference: Preference
+    confidence: float
+    rationale: str
+    weight: float
+    nonce: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Failure:
+    node_id: str
+    stage: str  # "generate" or "judge"
+    reason: str
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    candidate: Candidate
+    answer_index: int  # candidates with identical text share one answer (and its strength)
+    strength: float
+    standard_error: float
+    win_probability: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    round_id: str
+    prompt: str
+    answer: str
+    winner_node_id: str
+    winner_candidate_id: str
+    confidence: float
+    candidates: tuple[RankedCandidate, ...]
+    judgments: tuple[Judgment, ...]
+    failures: tuple[Failure, ...]
+    elapsed_seconds: float
+    created_unix: float
+
+
+# Events of a round in progress, streamed by AskStream.
+@dataclass(frozen=True)
+class Dispatched:
+    round_id: str
+    node_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CandidateArrived:
+    node_id: str
+    model: str
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class JudgingProgress:
+    done: int
+    total: int
+
+
+RoundEvent = Dispatched | CandidateArrived | Failure | JudgingProgress | RoundResult
+
+
+@dataclass(frozen=True)
+class AskParams:
+    prompt: str
+    k: int = 0
+    max_tokens: int = 0
+    temperature: float = 0.0
+    system: str = ""

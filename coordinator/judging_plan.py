@@ -1,0 +1,82 @@
+"""Which answers each judge compares (pure).
+
+Schedule: for a few answers, every ordered pair (full round robin). Beyond that, the sparse
+schedule of the Fortytwo client: adjacent pairs (i, i+1) and "cross" pairs (i, i+n/2) around a
+random cycle, each in both orders. About 3n comparisons instead of n(n-1), and the comparison graph
+stays connected with diameter about n/4. Both orders of a pair cancel position bias.
+
+Assignment: each comparison goes to a judge that wrote neither answer, least-loaded first, and
+preferably not the judge that already has the other order of the same pair (two opinions beat one
+opinion twice). Ties between judges are broken at random.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+FULL_ROUND_ROBIN_MAX = 5  # up to 5 answers the sparse schedule would cover every pair anyway
+
+
+@dataclass(frozen=True)
+class PlannedComparison:
+    comparison_id: str
+    answer_a: int
+    answer_b: int
+    judge: str
+
+
+def schedule(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Ordered pairs (a, b) of answer indices to compare."""
+    if n < 2:
+        return []
+    if n <= FULL_ROUND_ROBIN_MAX:
+        pairs = [(a, b) for a in range(n) for b in range(n) if a != b]
+    else:
+        cycle = [int(x) for x in rng.permutation(n)]
+        unordered: set[tuple[int, int]] = set()
+        for i in range(n):
+            for step in (1, n // 2):
+                a, b = cycle[i], cycle[(i + step) % n]
+                unordered.add((min(a, b), max(a, b)))
+        pairs = [p for a, b in sorted(unordered) for p in ((a, b), (b, a))]
+    order = rng.permutation(len(pairs))
+    return [pairs[i] for i in order]
+
+
+def assign(
+    pairs: Sequence[tuple[int, int]],
+    authors: Sequence[frozenset[str]],
+    judges: Sequence[str],
+    rng: np.random.Generator,
+    *,
+    round_tag: str,
+) -> tuple[list[PlannedComparison], list[tuple[int, int]]]:
+    """Assign each pair to an eligible judge. Returns (planned, pairs with no eligible judge)."""
+    load: dict[str, int] = defaultdict(int)
+    judged_pair: dict[tuple[int, int], set[str]] = defaultdict(set)
+    tiebreak = {j: float(x) for j, x in zip(judges, rng.random(len(judges)))}
+    planned: list[PlannedComparison] = []
+    unassigned: list[tuple[int, int]] = []
+    for index, (a, b) in enumerate(pairs):
+        eligible = [j for j in judges if j not in authors[a] and j not in authors[b]]
+        if not eligible:
+            unassigned.append((a, b))
+            continue
+        key = (min(a, b), max(a, b))
+        judge = min(eligible, key=lambda j: (load[j], j in judged_pair[key], tiebreak[j]))
+        load[judge] += 1
+        judged_pair[key].add(judge)
+        planned.append(PlannedComparison(f"{round_tag}-{index}", a, b, judge))
+    return planned, unassigned
+
+
+def batches(planned: Sequence[PlannedComparison], max_batch: int) -> Mapping[str, list[list[PlannedComparison]]]:
+    """Group comparisons per judge, in calls of at most ``max_batch``."""
+    per_judge: dict[str, list[PlannedComparison]] = defaultdict(list)
+    for p in planned:
+        per_judge[p.judge].append(p)
+    return {j: [items[i : i + max_batch] for i in range(0, len(items), max_batch)] for j, items in per_judge.items()}

@@ -1,0 +1,269 @@
+"""One consensus round, end to end: dispatch, generate, quorum, judge, aggregate, learn, answer.
+
+The orchestration lives here; every decision is delegated to a pure module (dispatch,
+judging_plan, consensus, reputation) and every network call goes through ``NodeClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from swarmrank.protos import limits, signing
+
+from . import consensus as consensus_mod
+from . import dispatch, judging_plan, reputation
+from .domain import (
+    AskParams, Candidate, CandidateArrived, Dispatched, Failure, Judgment, JudgingProgress, NodeRecord,
+    RankedCandidate, RoundEvent, RoundResult,
+)
+from .errors import InvalidAsk, QuorumNotReached, UnknownRound
+from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClient
+from .registry import Registry
+from .settings import CoordinatorSettings
+from .store import Store
+
+log = logging.getLogger("swarmrank.coordinator")
+
+Emit = Callable[[RoundEvent], None]
+# A node that did not answer in time or could not be reached loses its stake for the round.
+NO_SHOW_CODES = {"DEADLINE_EXCEEDED", "UNAVAILABLE", "TIMEOUT"}
+
+
+@dataclass
+class _RoundState:
+    round_id: str
+    params: AskParams
+    emit: Emit
+    failures: list[Failure]
+    penalties: list[tuple[str, str]]
+
+    def fail(self, node_id: str, stage: str, reason: str, penalty: str | None = None) -> None:
+        failure = Failure(node_id, stage, reason)
+        self.failures.append(failure)
+        if penalty:
+            self.penalties.append((node_id, penalty))
+        log.warning("round=%s node=%s %s failed: %s", self.round_id, node_id, stage, reason)
+        self.emit(failure)
+
+
+class RoundRunner:
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        client: NodeClient,
+        settings: CoordinatorSettings,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._client = client
+        self._settings = settings
+        self._rng = rng or np.random.default_rng(settings.seed)
+        self._in_flight: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()  # rounds, failures by kind: exported in logs
+
+    def validate(self, params: AskParams) -> AskParams:
+        s = self._settings
+        if not params.prompt.strip():
+            raise InvalidAsk("prompt is empty")
+        if len(params.prompt) > limits.MAX_PROMPT_CHARS:
+            raise InvalidAsk(f"prompt has {len(params.prompt)} characters; the limit is {limits.MAX_PROMPT_CHARS}")
+        if len(params.system) > limits.MAX_SYSTEM_CHARS:
+            raise InvalidAsk(f"system prompt is longer than {limits.MAX_SYSTEM_CHARS} characters")
+        if params.k and not 2 <= params.k <= s.max_k:
+            raise InvalidAsk(f"k must be 2..{s.max_k} (0 for the default {s.k}), got {params.k}")
+        if not 0 <= params.max_tokens <= s.max_tokens_limit:
+            raise InvalidAsk(f"max_tokens must be 1..{s.max_tokens_limit} (0 for the default), got {params.max_tokens}")
+        if not 0.0 <= params.temperature <= 2.0:
+            raise InvalidAsk(f"temperature must be within 0..2, got {params.temperature}")
+        return AskParams(
+            prompt=params.prompt,
+            k=params.k or s.k,
+            max_tokens=params.max_tokens or s.default_max_tokens,
+            temperature=params.temperature,
+            system=params.system or s.system_prompt,
+        )
+
+    def get(self, round_id: str) -> RoundResult:
+        result = self._store.load_round(round_id) if 0 < len(round_id) <= limits.MAX_ID_CHARS else None
+        if result is None:
+            raise UnknownRound(f"no round with id {round_id[:80]!r}")
+        return result
+
+    async def run(self, params: AskParams, emit: Emit = lambda e: None) -> RoundResult:
+        params = self.validate(params)
+        started, created = time.perf_counter(), time.time()
+        state = _RoundState(uuid.uuid4().hex, params, emit, [], [])
+        available = self._registry.healthy()
+        if len(available) < self._settings.min_quorum:
+            raise QuorumNotReached(
+                f"{len(available)} healthy node(s); a round needs at least {self._settings.min_quorum}"
+            )
+        chosen = dispatch.choose_generators(
+            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
+        )
+        if len(chosen) < self._settings.min_quorum:
+            raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
+        log.info("round=%s dispatched to %d node(s)", state.round_id, len(chosen))
+        emit(Dispatched(state.round_id, tuple(n.node_id for n in chosen)))
+
+        candidates = await self._generate(state, chosen)
+        if len(candidates) < self._settings.min_quorum:
+            self._learn(state, None, [], [], {})
+            raise QuorumNotReached(
+                f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {self._settings.min_quorum}"
+            )
+        answers = consensus_mod.group_answers(candidates)
+        judgments = await self._judge(state, answers, [n for n in available if n.node_id not in {f.node_id for f in state.failures}])
+        reps = self._registry.reputations()
+        votes = [sum(reps.get(a, reputation.INITIAL) for a in answer.authors) for answer in answers]
+        verdict = consensus_mod.aggregate(len(answers), judgments, votes, prior=self._settings.prior)
+        result = self._result(state, candidates, answers, judgments, verdict, started, created)
+        answer_of = {c.node_id: i for i, a in enumerate(answers) for c in (candidates[j] for j in a.candidate_indices)}
+        self._learn(state, verdict, judgments, [c.node_id for c in candidates], answer_of)
+        await asyncio.to_thread(self._store.save_round, result)
+        self.counters["rounds"] += 1
+        log.info(
+            "round=%s answered by %s confidence=%.2f candidates=%d judgments=%d failures=%d seconds=%.2f",
+            result.round_id, result.winner_node_id, result.confidence, len(candidates), len(judgments),
+            len(state.failures), result.elapsed_seconds,
+        )
+        emit(result)
+        return result
+
+    async def _generate(self, state: _RoundState, chosen: Sequence[NodeRecord]) -> list[Candidate]:
+        params = state.params
+
+        async def one(node: NodeRecord) -> Candidate | None:
+            nonce = os.urandom(16)
+            order = GenerateOrder(state.round_id, nonce, params.prompt, params.system, params.max_tokens,
+                                  params.temperature, int(self._rng.integers(0, 2**31)))
+            self._in_flight[node.node_id] += 1
+            try:
+                async with asyncio.timeout(self._settings.generate_timeout):
+                    got = await self._client.generate(node.address, order, self._settings.generate_timeout)
+            except (NodeCallError, TimeoutError) as exc:
+                code = exc.code if isinstance(exc, NodeCallError) else "TIMEOUT"
+                if code in NO_SHOW_CODES:
+                    self._registry.mark_failed(node.node_id)
+                state.fail(node.node_id, "generate", str(exc) or code, "no_show" if code in NO_SHOW_CODES else None)
+                self.counters[f"generate_{code.lower()}"] += 1
+                return None
+            finally:
+                self._in_flight[node.node_id] -= 1
+            payload = signing.candidate_bytes(state.round_id, nonce, node.node_id, got.model, got.text)
+            if (got.node_id != node.node_id or got.round_id != state.round_id or got.nonce != nonce
+                    or not signing.verify(node.public_key, got.signature, payload)):
+                state.fail(node.node_id, "generate", "candidate signature does not verify for this node and round", "bad_signature")
+                self.counters["bad_signature"] += 1
+                return None
+            if not got.text.strip():
+                state.fail(node.node_id, "generate", "empty answer")
+                return None
+            state.emit(CandidateArrived(node.node_id, got.model, got.completion_tokens))
+            return Candidate("", node.node_id, got.model, got.text[: limits.MAX_ANSWER_CHARS], nonce, got.signature,
+                             got.completion_tokens, got.elapsed_seconds)
+
+        results = await asyncio.gather(*(one(n) for n in chosen))
+        arrived = [c for c in results if c is not None]
+        return [dataclasses.replace(c, candidate_id=f"c{i}") for i, c in enumerate(arrived)]
+
+    async def _judge(
+        self, state: _RoundState, answers: Sequence[consensus_mod.Answer], judges: Sequence[NodeRecord]
+    ) -> list[Judgment]:
+        if len(answers) < 2:
+            return []
+        by_id = {n.node_id: n for n in judges}
+        pairs = judging_plan.schedule(len(answers), self._rng)
+        planned, unassigned = judging_plan.assign(
+            pairs, [a.authors for a in answers], sorted(by_id), self._rng, round_tag=uuid.uuid4().hex[:8]
+        )
+        if unassigned:
+            log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
+        calls = [(judge, batch) for judge, group in judging_plan.batches(planned, limits.MAX_COMPARISONS_PER_JUDGE_CALL).items()
+                 for batch in group]
+        total, done = len(planned), 0
+        state.emit(JudgingProgress(0, total))
+        reps = self._registry.reputations()
+        judgments: list[Judgment] = []
+
+        async def one(judge_id: str, batch: list[judging_plan.PlannedComparison]) -> None:
+            nonlocal done
+            node = by_id[judge_id]
+            nonce = os.urandom(16)
+            asked = {p.comparison_id: p for p in batch}
+            orders = [ComparisonOrder(p.comparison_id, answers[p.answer_a].text, answers[p.answer_b].text) for p in batch]
+            try:
+                async with asyncio.timeout(self._settings.judge_timeout):
+                    reply = await self._client.judge(node.address, state.round_id, nonce, state.params.prompt, orders,
+                                                     self._settings.judge_timeout)
+            except (NodeCallError, TimeoutError) as exc:
+                code = exc.code if isinstance(exc, NodeCallError) else "TIMEOUT"
+                if code in NO_SHOW_CODES:
+                    self._registry.mark_failed(judge_id)
+                state.fail(judge_id, "judge", str(exc) or code, "no_show" if code in NO_SHOW_CODES else None)
+                self.counters[f"judge_{code.lower()}"] += 1
+                return
+            seen: set[str] = set()
+            for v in reply.verdicts:
+                p = asked.get(v.comparison_id)
+                if p is None or v.comparison_id in seen:
+                    state.fail(judge_id, "judge", f"verdict for a comparison it was not asked: {v.comparison_id[:40]!r}", "unasked_verdict")
+                    self.counters["unasked_verdict"] += 1
+                    continue
+                seen.add(v.comparison_id)
+                payload = signing.verdict_bytes(state.round_id, nonce, judge_id, v.comparison_id,
+                                                answers[p.answer_a].text, answers[p.answer_b].text,
+                                                int(v.preference or 0))
+                if (v.preference is None or reply.judge_node_id != judge_id
+                        or not signing.verify(node.public_key, v.signature, payload)):
+                    state.fail(judge_id, "judge", f"verdict {v.comparison_id!r} signature does not verify", "bad_signature")
+                    self.counters["bad_signature"] += 1
+                    continue
+                judgments.append(Judgment(judge_id, v.comparison_id, p.answer_a, p.answer_b, v.preference,
+                                          float(v.confidence), v.rationale[:200],
+                                          reputation.judge_weight(reps.get(judge_id, reputation.INITIAL)), nonce, v.signature))
+            done += len(batch)
+            state.emit(JudgingProgress(done, total))
+
+        await asyncio.gather(*(one(j, b) for j, b in calls))
+        judgments.sort(key=lambda j: j.comparison_id)
+        return judgments
+
+    def _result(self, state: _RoundState, candidates: Sequence[Candidate], answers: Sequence[consensus_mod.Answer],
+                judgments: Sequence[Judgment], verdict: consensus_mod.Consensus, started: float, created: float) -> RoundResult:
+        rank_of = {answer: position + 1 for position, answer in enumerate(verdict.ranking)}
+        answer_of = {ci: ai for ai, a in enumerate(answers) for ci in a.candidate_indices}
+        reps = self._registry.reputations()
+        ranked = sorted(
+            (RankedCandidate(c, answer_of[i], float(verdict.strengths[answer_of[i]]),
+                             float(verdict.standard_errors[answer_of[i]]), float(verdict.win_probability[answer_of[i]]),
+                             rank_of[answer_of[i]]) for i, c in enumerate(candidates)),
+            key=lambda r: (r.rank, -reps.get(r.candidate.node_id, 0.0), r.candidate.candidate_id),
+        )
+        winner = ranked[0].candidate
+        return RoundResult(
+            round_id=state.round_id, prompt=state.params.prompt, answer=winner.text, winner_node_id=winner.node_id,
+            winner_candidate_id=winner.candidate_id, confidence=verdict.confidence, candidates=tuple(ranked),
+            judgments=tuple(judgments), failures=tuple(state.failures),
+            elapsed_seconds=time.perf_counter() - started, created_unix=created,
+        )
+
+    def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
+               players: Sequence[str], answer_of: dict[str, int]) -> None:
+        if verdict is None:  # no consensus: only the stakes of misbehaving nodes move
+            verdict = consensus_mod.Consensus(np.zeros(1), np.zeros(1), np.zeros(1), [0], 0.0)
+            answer_of = {}
+        changes = reputation.round_changes(self._registry.reputations(), verdict, judgments, answer_of, state.penalties)
+        self._registry.apply(state.round_id, changes, list(players) + [j.judge_node_id for j in judgments])

@@ -1,0 +1,129 @@
+"""The thin gRPC layer of the coordinator: convert, delegate, map errors to status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from swarmrank.protos import signing
+from swarmrank.protos.v1 import coordinator_pb2 as cpb
+from swarmrank.protos.v1 import coordinator_pb2_grpc
+
+from . import convert
+from .admission import Challenges
+from .domain import NodeRecord, RoundEvent, RoundResult
+from .errors import CoordinatorError, InvalidAsk, QuorumNotReached, RateLimited, RegistrationRefused, UnknownRound
+from .registry import Registry
+from .reputation import INITIAL
+from .rounds import RoundRunner
+
+log = logging.getLogger("swarmrank.coordinator")
+
+STATUS_FOR_ERROR: dict[type[CoordinatorError], grpc.StatusCode] = {
+    InvalidAsk: grpc.StatusCode.INVALID_ARGUMENT,
+    UnknownRound: grpc.StatusCode.NOT_FOUND,
+    RegistrationRefused: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    QuorumNotReached: grpc.StatusCode.UNAVAILABLE,
+}
+MAX_CLOCK_SKEW = 120.0
+MAX_MODELS = 16
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: CoordinatorError) -> None:
+    code = STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.INTERNAL)
+    log.warning("refused %s: %s", code.name, exc)
+    await context.abort(code, str(exc))
+
+
+class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
+    def __init__(self, runner: RoundRunner, registry: Registry, challenges: Challenges) -> None:
+        self._runner = runner
+        self._registry = registry
+        self._challenges = challenges
+
+    async def Ask(self, request: cpb.AskRequest, context: grpc.aio.ServicerContext) -> cpb.RoundResult:
+        try:
+            result = await self._runner.run(convert.ask_from_pb(request))
+        except CoordinatorError as exc:
+            await _abort(context, exc)
+            raise
+        return convert.result_to_pb(result)
+
+    async def AskStream(self, request: cpb.AskRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cpb.RoundEvent]:
+        events: asyncio.Queue[RoundEvent | BaseException] = asyncio.Queue()
+        task = asyncio.create_task(self._runner.run(convert.ask_from_pb(request), events.put_nowait))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or events.put_nowait(t.exception()))  # type: ignore[arg-type]
+        try:
+            while True:
+                event = await events.get()
+                if isinstance(event, CoordinatorError):
+                    await _abort(context, event)
+                if isinstance(event, BaseException):
+                    raise event
+                yield convert.event_to_pb(event)
+                if isinstance(event, RoundResult):
+                    return
+        finally:
+            if not task.done():  # the client went away: stop the round's outstanding calls
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def Challenge(self, request: cpb.ChallengeRequest, context: grpc.aio.ServicerContext) -> cpb.ChallengeResponse:
+        try:
+            nonce, expires = self._challenges.issue(request.public_key, context.peer() or "")
+        except CoordinatorError as exc:
+            await _abort(context, exc)
+            raise
+        return cpb.ChallengeResponse(nonce=nonce, expires_unix=expires)
+
+    async def Register(self, request: cpb.RegisterRequest, context: grpc.aio.ServicerContext) -> cpb.RegisterResponse:
+        try:
+            if not 1 <= len(request.models) <= MAX_MODELS:
+                raise RegistrationRefused(f"a node advertises 1..{MAX_MODELS} models")
+            node_id = self._challenges.verify(request.public_key, request.nonce, request.address, request.signature)
+        except CoordinatorError as exc:
+            await _abort(context, exc)
+            raise
+        now = time.time()
+        node = self._registry.register(
+            NodeRecord(
+                node_id=node_id, public_key=request.public_key, address=request.address,
+                models=tuple(convert.model_info_from_pb(m) for m in request.models),
+                max_concurrency=max(1, min(request.max_concurrency, 256)),
+                registered_unix=now, last_seen_unix=now, reputation=INITIAL,
+            )
+        )
+        log.info("node %s registered at %s serving %s", node_id, request.address, node.model_name)
+        return cpb.RegisterResponse(
+            node_id=node_id, heartbeat_interval_seconds=self._registry.heartbeat_interval, reputation=node.reputation
+        )
+
+    async def Heartbeat(self, request: cpb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> cpb.HeartbeatResponse:
+        node = self._registry.get(request.node_id)
+        if node is None:
+            return cpb.HeartbeatResponse(known=False)
+        if abs(time.time() - request.timestamp_unix) > MAX_CLOCK_SKEW or not signing.verify(
+            node.public_key, request.signature, signing.heartbeat_bytes(request.node_id, request.timestamp_unix)
+        ):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "heartbeat signature or timestamp does not verify")
+        return cpb.HeartbeatResponse(known=self._registry.heartbeat(request.node_id))
+
+    async def ListNodes(self, request: cpb.ListNodesRequest, context: grpc.aio.ServicerContext) -> cpb.ListNodesResponse:
+        return cpb.ListNodesResponse(nodes=[convert.node_status_to_pb(n, self._registry.state(n)) for n in self._registry.all()])
+
+    async def GetRound(self, request: cpb.GetRoundRequest, context: grpc.aio.ServicerContext) -> cpb.RoundResult:
+        try:
+            return convert.result_to_pb(self._runner.get(request.round_id))
+        except CoordinatorError as exc:
+            await _abort(context, exc)
+            raise
+
+
+

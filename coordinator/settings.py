@@ -1,0 +1,29 @@
+"""Coordinator settings: flags, SWARMRANK_COORDINATOR_* environment variables, or a TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoordinatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWARMRANK_COORDINATOR_", extra="forbid")
+
+    listen: str = "127.0.0.1:50051"
+    db: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "swarmrank" / "coordinator.db")
+    k: int = Field(5, ge=2, le=32, description="generators per round by default")
+    max_k: int = Field(16, ge=2, le=64)
+    min_quorum: int = Field(2, ge=2, description="candidates needed for a round to go on")
+    default_max_tokens: int = Field(256, ge=1, le=4096)
+    max_tokens_limit: int = Field(1024, ge=1, le=4096)
+    system_prompt: str = "You are a helpful assistant. Answer the question correctly and concisely."
+    generate_timeout: float = Field(120.0, gt=0, description="seconds each generator gets")
+    judge_timeout: float = Field(120.0, gt=0, description="seconds each judge call gets")
+    heartbeat_interval: float = Field(5.0, gt=0)
+    exploration: float = Field(0.1, ge=0)
+    prior: float = Field(0.1, gt=0, description="Bradley-Terry prior strength (virtual comparisons)")
+    seed: int | None = Field(None, description="seed of the dispatch/plan randomness (None: fresh)")
+    log_level: str = "INFO"
+    log_json: bool = False
