@@ -1,0 +1,283 @@
+"""The ``swarmrank`` command line.
+
+    swarmrank demo ["question"]          local swarm of three real models answers a question
+    swarmrank node start --model NAME    serve a model as a node (optionally joining a coordinator)
+    swarmrank coordinator start          run a coordinator
+    swarmrank ask "question"             ask a coordinator (pretty output, or --json)
+    swarmrank nodes | round ID           inspect a swarm
+    swarmrank models [--prepare]         list / prepare the offline model catalogue
+    swarmrank bench {node,kernels}       benchmarks (JSON with --json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from .sdk import DEFAULT_ADDRESS, Client
+from .types import Answer, CandidateReceived, Completed, Dispatched, JudgingProgress, NodeFailure, SwarmrankError
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser, settings_cls: Any) -> None:
+    """One flag per settings field (``max_queue`` -> ``--max-queue``); unset flags fall back to env/TOML."""
+    parser.add_argument("--config", type=Path, help="TOML file with settings (flags > env > file > defaults)")
+    for name, field in settings_cls.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = (field.description or "") + f" (default: {field.get_default(call_default_factory=True)})"
+        annotation = field.annotation
+        if annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(annotation) is typing.Literal:
+            parser.add_argument(flag, choices=typing.get_args(annotation), default=None, help=help_text)
+        else:
+            parser.add_argument(flag, default=None, metavar=name.upper(), help=help_text)
+
+
+def _settings_from(args: argparse.Namespace, settings_cls: Any) -> Any:
+    from .config import load_settings
+
+    overrides = {name: getattr(args, name) for name in settings_cls.model_fields}
+    return load_settings(settings_cls, args.config, overrides)
+
+
+def cmd_node_start(args: argparse.Namespace) -> int:
+    from swarmrank.node.daemon import serve
+    from swarmrank.node.settings import NodeSettings
+
+    from . import logs
+
+    settings = _settings_from(args, NodeSettings)
+    logs.configure(settings.log_level, settings.log_json)
+
+    def ready(node_id: str, address: str) -> None:
+        print(f"swarmrank node {node_id} listening on {address}", flush=True)
+
+    asyncio.run(serve(settings, on_ready=ready))
+    return 0
+
+
+def cmd_coordinator_start(args: argparse.Namespace) -> int:
+    from swarmrank.coordinator.daemon import serve
+    from swarmrank.coordinator.settings import CoordinatorSettings
+
+    from . import logs
+
+    settings = _settings_from(args, CoordinatorSettings)
+    logs.configure(settings.log_level, settings.log_json)
+    asyncio.run(serve(settings, on_ready=lambda a: print(f"swarmrank coordinator listening on {a}", flush=True)))
+    return 0
+
+
+def answer_summary(answer: Answer) -> dict[str, Any]:
+    """The JSON shape printed by ``ask --json`` and ``demo --json``."""
+    winner = answer.winner
+    return {
+        "answer": answer.text,
+        "round_id": answer.round_id,
+        "winner_node": answer.winner_node_id,
+        "winner_model": winner.model,
+        "confidence": round(answer.confidence, 4),
+        "candidates": [
+            {"node_id": c.node_id, "model": c.model, "text": c.text, "strength": round(c.strength, 4), "rank": c.rank,
+             "win_probability": round(c.win_probability, 4), "completion_tokens": c.completion_tokens}
+            for c in answer.candidates
+        ],
+        "judgments": len(answer.judgments),
+        "judgment_details": [
+            {"judge": j.judge_node_id, "a": j.candidate_a_id, "b": j.candidate_b_id, "verdict": j.preference,
+             "confidence": round(j.confidence, 3), "weight": round(j.weight, 3)}
+            for j in answer.judgments
+        ],
+        "failures": [{"node_id": f.node_id, "stage": f.stage, "reason": f.reason} for f in answer.failures],
+        "elapsed_seconds": round(answer.elapsed_seconds, 3),
+    }
+
+
+def _short(text: str, width: int = 70) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def print_answer(answer: Answer, out: typing.TextIO = sys.stdout) -> None:
+    by_candidate = {c.candidate_id: c for c in answer.candidates}
+    w = answer.winner
+    out.write(f"\nQuestion: {answer.prompt}\n\n")
+    out.write(f"Answer ({w.model}, node {w.node_id[:8]}, confidence {answer.confidence:.2f}):\n")
+    out.write("  " + answer.text.strip().replace("\n", "\n  ") + "\n\n")
+    out.write("Ranking (Bradley-Terry strength ± standard error):\n")
+    for c in answer.candidates:
+        out.write(f"  {c.rank}. {c.model:<20} node {c.node_id[:8]}  {c.strength:+.2f} ± {c.standard_error:.2f}  {_short(c.text, 60)!r}\n")
+    out.write(f"\nJudgments ({len(answer.judgments)}): judge compared A vs B -> verdict\n")
+    for j in answer.judgments:
+        a, b = by_candidate.get(j.candidate_a_id), by_candidate.get(j.candidate_b_id)
+        out.write(f"  node {j.judge_node_id[:8]}: {a.model if a else j.candidate_a_id} vs {b.model if b else j.candidate_b_id}"
+                  f" -> {j.preference} (p={j.confidence:.2f}, weight {j.weight:.2f})\n")
+    for f in answer.failures:
+        out.write(f"  ! node {f.node_id[:8]} failed to {f.stage}: {f.reason}\n")
+    out.write(f"\nRound {answer.round_id} in {answer.elapsed_seconds:.1f}s (audit: swarmrank round {answer.round_id})\n")
+
+
+def print_event(event: object, err: typing.TextIO = sys.stderr) -> None:
+    if isinstance(event, Dispatched):
+        err.write(f"round {event.round_id[:8]}: dispatched to {len(event.node_ids)} node(s)\n")
+    elif isinstance(event, CandidateReceived):
+        err.write(f"  candidate from {event.model} (node {event.node_id[:8]}, {event.completion_tokens} tokens)\n")
+    elif isinstance(event, NodeFailure):
+        err.write(f"  node {event.node_id[:8]} failed to {event.stage}: {event.reason}\n")
+    elif isinstance(event, JudgingProgress):
+        err.write(f"  judging {event.done}/{event.total}\n")
+    err.flush()
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    with Client(args.coordinator, timeout=args.timeout) as client:
+        answer = None
+        for event in client.stream(args.prompt, k=args.k, max_tokens=args.max_tokens, temperature=args.temperature):
+            if isinstance(event, Completed):
+                answer = event.answer
+            elif not args.json:
+                print_event(event)
+    assert answer is not None
+    if args.json:
+        print(json.dumps(answer_summary(answer), indent=2))
+    else:
+        print_answer(answer)
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    with Client(args.coordinator) as client:
+        nodes = client.nodes()
+    if args.json:
+        print(json.dumps([n.__dict__ for n in nodes], indent=2))
+        return 0
+    if not nodes:
+        print("no nodes registered")
+    for n in nodes:
+        print(f"{n.node_id}  {n.state:<9}  rep {n.reputation:.3f}  rounds {n.rounds:<4}  {','.join(n.models):<20}  {n.address}")
+    return 0
+
+
+def cmd_round(args: argparse.Namespace) -> int:
+    with Client(args.coordinator) as client:
+        answer = client.round(args.round_id)
+    if args.json:
+        print(json.dumps(answer_summary(answer), indent=2))
+    else:
+        print_answer(answer)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from swarmrank.node import catalogue
+
+    from .progress import ProgressBar
+
+    for entry in catalogue.CATALOGUE.values():
+        line = f"{entry.name:<20} {entry.family:<7} {entry.parameters:<5} {entry.quantization:<7} {'chat' if entry.chat else 'base'}  {entry.note}"
+        if args.prepare:
+            path = catalogue.prepare(entry.name, progress=ProgressBar(f"assembling {entry.name}", 1), verify=True)
+            line += f"\n    ready: {path}"
+        print(line)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "node":
+        from swarmrank.node.bench import main as bench_main
+    else:
+        from swarmrank.kernels.bench import main as bench_main
+    return bench_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from swarmrank.coordinator.settings import CoordinatorSettings
+    from swarmrank.node.settings import NodeSettings
+
+    parser = argparse.ArgumentParser(prog="swarmrank", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    node = sub.add_parser("node", help="run a node daemon").add_subparsers(dest="action", required=True)
+    start = node.add_parser("start", help="serve a model over gRPC", description="Serve one model over gRPC. "
+                            "Prints 'swarmrank node ID listening on ADDRESS' when ready; SIGTERM shuts down gracefully.")
+    _add_settings_flags(start, NodeSettings)
+    start.set_defaults(func=cmd_node_start)
+
+    coord = sub.add_parser("coordinator", help="run a coordinator").add_subparsers(dest="action", required=True)
+    cstart = coord.add_parser("start", help="serve the coordinator API", description="Run a coordinator. Prints "
+                              "'swarmrank coordinator listening on ADDRESS' when ready.")
+    _add_settings_flags(cstart, CoordinatorSettings)
+    cstart.set_defaults(func=cmd_coordinator_start)
+
+    def client_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--coordinator", default=DEFAULT_ADDRESS, help=f"coordinator address (default {DEFAULT_ADDRESS})")
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    ask = sub.add_parser("ask", help="ask the swarm a question")
+    ask.add_argument("prompt")
+    client_flags(ask)
+    ask.add_argument("--k", type=int, default=None, help="generators (default: the coordinator's)")
+    ask.add_argument("--max-tokens", type=int, default=None)
+    ask.add_argument("--temperature", type=float, default=None)
+    ask.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up (default 600)")
+    ask.set_defaults(func=cmd_ask)
+
+    nodes = sub.add_parser("nodes", help="list the swarm's nodes")
+    client_flags(nodes)
+    nodes.set_defaults(func=cmd_nodes)
+
+    rnd = sub.add_parser("round", help="show a past round (audit)")
+    rnd.add_argument("round_id")
+    client_flags(rnd)
+    rnd.set_defaults(func=cmd_round)
+
+    models = sub.add_parser("models", help="the offline model catalogue")
+    models.add_argument("--prepare", action="store_true", help="assemble and verify every model now")
+    models.set_defaults(func=cmd_models)
+
+    demo = sub.add_parser("demo", help="a local swarm of real models answers a question",
+                          description="Starts a coordinator and one node per model as separate processes on "
+                                      "127.0.0.1, asks the question, prints the answer, ranking and judgments, "
+                                      "and shuts everything down.")
+    demo.add_argument("question", nargs="?", default="What is the capital of France?")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.add_argument("--models", default="smollm2-135m,qwen2.5-coder-0.5b,gemma3-270m", help="comma-separated catalogue names")
+    demo.add_argument("--max-tokens", type=int, default=96)
+    demo.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole demo round (default 600)")
+    demo.add_argument("--workdir", type=Path, default=None, help="keep keys, database and logs here (default: a temp dir)")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="benchmarks: 'bench node --help', 'bench kernels --help'")
+    bench.add_argument("target", choices=["node", "kernels"])
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SwarmrankError as exc:
+        print(f"error: {exc} [{exc.code}]", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, PermissionError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``swarmrank demo``: a coordinator and one node per model as real processes on 127.0.0.1.
+
+Children die with the demo: they get SIGTERM on normal exit, Ctrl-C or an error (SIGKILL after a
+grace period), and on Linux the kernel sends them SIGTERM if the demo itself is killed
+(PR_SET_PDEATHSIG), so no orphan keeps a port or a model in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .progress import ProgressBar
+from .sdk import Client
+from .types import Answer, Completed
+
+READY = re.compile(r"listening on (\S+)")
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Child:
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "swarmrank.client.cli", *argv],
+            stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        self.address = ""
+        self._ready = threading.Event()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            m = READY.search(raw.decode(errors="replace"))
+            if m and not self.address:
+                self.address = m.group(1)
+                self._ready.set()
+
+    def wait_ready(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.2):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} did not start within {timeout:.0f}s; log: {self.log_path}")
+        return self.address
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, grace: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from swarmrank.node import catalogue
+
+    from .cli import answer_summary, print_answer, print_event
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for name in models:
+        catalogue.lookup(name)  # unknown names fail before anything starts
+    if len(models) < 2:
+        raise ValueError("the demo needs at least two models")
+    quiet = False
+    for name in models:  # assemble once here, with a progress bar, so nodes start fast
+        catalogue.prepare(name, progress=ProgressBar(f"preparing {name}", 1))
+    with tempfile.TemporaryDirectory(prefix="swarmrank-demo-") as tmp:
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        children: list[Child] = []
+        try:
+            coordinator = Child("coordinator", ["coordinator", "start", "--listen", "127.0.0.1:0", "--db", str(work / "coordinator.db"),
+                                                "--heartbeat-interval", "1", "--k", str(len(models)),
+                                                "--default-max-tokens", str(args.max_tokens)], work / "coordinator.log")
+            children.append(coordinator)
+            address = coordinator.wait_ready(60)
+            _say(quiet, f"coordinator on {address}")
+            threads = max(1, (os.cpu_count() or 1) // len(models))
+            for name in models:
+                children.append(Child(name, ["node", "start", "--model", name, "--listen", "127.0.0.1:0", "--coordinator", address,
+                                             "--key-path", str(work / f"{name}.key"), "--n-threads", str(threads)],
+                                      work / f"{name}.log"))
+            for child in children[1:]:
+                _say(quiet, f"node {child.name} on {child.wait_ready(300)}")
+            with Client(address, timeout=args.timeout) as client:
+                deadline = time.monotonic() + 120
+                while sum(n.state == "healthy" for n in client.nodes()) < len(models):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"nodes did not register within 120s; logs in {work}")
+                    time.sleep(0.3)
+                _say(quiet, f"{len(models)} nodes registered; asking: {args.question}")
+                answer: Answer | None = None
+                for event in client.stream(args.question, k=len(models), max_tokens=args.max_tokens):
+                    if isinstance(event, Completed):
+                        answer = event.answer
+                    else:
+                        print_event(event)
+            assert answer is not None
+            if args.json:
+                print(json.dumps(answer_summary(answer), indent=2))
+            else:
+                print_answer(answer)
+            return 0
+        except BaseException:
+            for child in children:
+                if child.proc.poll() is not None and child.proc.returncode not in (0, -signal.SIGTERM):
+                    print(f"--- {child.name} log (tail) ---\n{child.tail()}", file=sys.stderr)
+            raise
+        finally:
+            for child in reversed(children):
+                child.stop()

@@ -1,0 +1,228 @@
+"""Sync and async clients of a swarmrank coordinator.
+
+Every call has a deadline (``timeout``). UNAVAILABLE (coordinator restarting, not enough healthy
+nodes yet) is retried with exponential backoff; other errors are raised at once as typed
+``SwarmrankError`` subclasses. A stream is retried only before its first event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from swarmrank.protos import limits
+from swarmrank.protos.v1 import coordinator_pb2 as cpb
+from swarmrank.protos.v1 import coordinator_pb2_grpc
+
+from .types import (
+    Answer, Candidate, CandidateReceived, Completed, DeadlineExceeded, Dispatched, Event, InvalidRequest,
+    JudgingProgress, Judgment, NodeFailure, NodeInfo, NotFound, PermissionDenied, SwarmrankError, Unavailable,
+)
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_TIMEOUT = 600.0
+T = TypeVar("T")
+
+_ERRORS: dict[grpc.StatusCode, type[SwarmrankError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: PermissionDenied,
+}
+_PREFERENCE = {1: "A", 2: "B", 3: "tie"}
+
+
+def _error(exc: grpc.RpcError) -> SwarmrankError:
+    code = exc.code()  # type: ignore[attr-defined]
+    return _ERRORS.get(code, SwarmrankError)(exc.details() or code.name, code.name)  # type: ignore[attr-defined]
+
+
+def _retry_delay(error: SwarmrankError, attempt: int, retries: int, backoff: float, deadline: float) -> float | None:
+    """Seconds to wait before retrying, or None when ``error`` must be raised now."""
+    delay = backoff * 2**attempt
+    if not isinstance(error, Unavailable) or attempt >= retries or time.monotonic() + delay >= deadline:
+        return None
+    return delay
+
+
+def answer_from_pb(r: cpb.RoundResult) -> Answer:
+    return Answer(
+        round_id=r.round_id,
+        prompt=r.prompt,
+        text=r.answer,
+        winner_node_id=r.winner_node_id,
+        confidence=r.confidence,
+        candidates=tuple(
+            Candidate(c.candidate_id, c.node_id, c.model, c.text, c.strength, c.rank, c.win_probability,
+                      c.standard_error, c.completion_tokens, c.elapsed_seconds)
+            for c in r.candidates
+        ),
+        judgments=tuple(
+            Judgment(j.judge_node_id, j.candidate_a_id, j.candidate_b_id, _PREFERENCE.get(j.preference, "?"),
+                     j.confidence, j.rationale, j.weight)
+            for j in r.judgments
+        ),
+        failures=tuple(NodeFailure(f.node_id, f.stage, f.reason) for f in r.failures),
+        elapsed_seconds=r.elapsed_seconds,
+    )
+
+
+def event_from_pb(e: cpb.RoundEvent) -> Event:
+    kind = e.WhichOneof("event")
+    if kind == "dispatched":
+        return Dispatched(e.dispatched.round_id, tuple(e.dispatched.node_ids))
+    if kind == "candidate":
+        return CandidateReceived(e.candidate.node_id, e.candidate.model, e.candidate.completion_tokens)
+    if kind == "failure":
+        return NodeFailure(e.failure.node_id, e.failure.stage, e.failure.reason)
+    if kind == "judging":
+        return JudgingProgress(e.judging.done, e.judging.total)
+    return Completed(answer_from_pb(e.result))
+
+
+def _ask_request(prompt: str, k: int | None, max_tokens: int | None, temperature: float | None, system: str | None) -> cpb.AskRequest:
+    return cpb.AskRequest(prompt=prompt, k=k or 0, max_tokens=max_tokens or 0, temperature=temperature or 0.0, system=system or "")
+
+
+def _nodes_from_pb(reply: cpb.ListNodesResponse) -> list[NodeInfo]:
+    return [NodeInfo(n.node_id, n.address, tuple(m.name for m in n.models), n.state, n.reputation, n.rounds, n.last_seen_unix)
+            for n in reply.nodes]
+
+
+class Client:
+    """Blocking client. Use as a context manager or call ``close()``."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._channel = grpc.insecure_channel(address, options=limits.GRPC_OPTIONS)
+        self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, fn: Callable[[], T], deadline: float) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except grpc.RpcError as exc:
+                error = _error(exc)
+                delay = _retry_delay(error, attempt, self.retries, self.backoff, deadline)
+                if delay is None:
+                    raise error from None
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def ask(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
+            system: str | None = None, timeout: float | None = None) -> Answer:
+        """Run one consensus round and return the answer with its ranking."""
+        request = _ask_request(prompt, k, max_tokens, temperature, system)
+        deadline = time.monotonic() + (timeout or self.timeout)
+        reply = self._call(lambda: self._stub.Ask(request, timeout=max(0.001, deadline - time.monotonic())), deadline)
+        return answer_from_pb(reply)
+
+    def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
+               system: str | None = None, timeout: float | None = None) -> Iterator[Event]:
+        """Run one round, yielding its events; the last one is ``Completed``."""
+        request = _ask_request(prompt, k, max_tokens, temperature, system)
+        deadline = time.monotonic() + (timeout or self.timeout)
+        for attempt in range(self.retries + 1):
+            started = False
+            try:
+                for event in self._stub.AskStream(request, timeout=max(0.001, deadline - time.monotonic())):
+                    started = True
+                    yield event_from_pb(event)
+                return
+            except grpc.RpcError as exc:
+                error = _error(exc)
+                delay = None if started else _retry_delay(error, attempt, self.retries, self.backoff, deadline)
+                if delay is None:
+                    raise error from None
+                time.sleep(delay)
+
+    def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
+        deadline = time.monotonic() + timeout
+        return _nodes_from_pb(self._call(lambda: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=timeout), deadline))
+
+    def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
+        deadline = time.monotonic() + timeout
+        return answer_from_pb(self._call(lambda: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=timeout), deadline))
+
+
+class AsyncClient:
+    """asyncio client with the same methods as ``Client``."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._channel = grpc.aio.insecure_channel(address, options=limits.GRPC_OPTIONS)
+        self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, fn: Callable[[float], Any], deadline: float) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return await fn(max(0.001, deadline - time.monotonic()))
+            except grpc.aio.AioRpcError as exc:
+                error = _error(exc)
+                delay = _retry_delay(error, attempt, self.retries, self.backoff, deadline)
+                if delay is None:
+                    raise error from None
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def ask(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
+                  system: str | None = None, timeout: float | None = None) -> Answer:
+        request = _ask_request(prompt, k, max_tokens, temperature, system)
+        deadline = time.monotonic() + (timeout or self.timeout)
+        return answer_from_pb(await self._call(lambda t: self._stub.Ask(request, timeout=t), deadline))
+
+    async def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
+                     system: str | None = None, timeout: float | None = None) -> AsyncIterator[Event]:
+        request = _ask_request(prompt, k, max_tokens, temperature, system)
+        deadline = time.monotonic() + (timeout or self.timeout)
+        for attempt in range(self.retries + 1):
+            started = False
+            try:
+                async for event in self._stub.AskStream(request, timeout=max(0.001, deadline - time.monotonic())):
+                    started = True
+                    yield event_from_pb(event)
+                return
+            except grpc.aio.AioRpcError as exc:
+                error = _error(exc)
+                delay = None if started else _retry_delay(error, attempt, self.retries, self.backoff, deadline)
+                if delay is None:
+                    raise error from None
+                await asyncio.sleep(delay)
+
+    async def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
+        reply = await self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=t), time.monotonic() + timeout)
+        return _nodes_from_pb(reply)
+
+    async def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
+        reply = await self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=t), time.monotonic() + timeout)
+        return answer_from_pb(reply)
