@@ -38,10 +38,10 @@ def schedule(n: int, rng: np.random.Generator) -> list[tuple[int, int]]:
     else:
         cycle = [int(x) for x in rng.permutation(n)]
         unordered: set[tuple[int, int]] = set()
-        for i in range(n):
-            for step in (1, n // 2):
-                a, b = cycle[i], cycle[(i + step) % n]
-                unordered.add((min(a, b), max(a, b)))
+        edges = [(i, i + 1) for i in range(n)] + [(i, i + n // 2) for i in range((n + 1) // 2)]
+        for i, j in edges:
+            a, b = cycle[i % n], cycle[j % n]
+            unordered.add((min(a, b), max(a, b)))
         pairs = [p for a, b in sorted(unordered) for p in ((a, b), (b, a))]
     order = rng.permutation(len(pairs))
     return [pairs[i] for i in order]

@@ -23,7 +23,7 @@ def node_state(node: NodeRecord, now: float, interval: float) -> str:
     age = now - node.last_seen_unix
     if age > GONE_AFTER * interval:
         return "gone"
-    if node.failed_unix >= node.last_seen_unix or age > HEALTHY_AFTER * interval:
+    if node.failed_unix > node.last_seen_unix or age > HEALTHY_AFTER * interval:
         return "unhealthy"
     return "healthy"
 

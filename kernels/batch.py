@@ -145,7 +145,10 @@ def fit_batch(
         cov = torch.linalg.pinv(info + pad_eye) - pad_eye
     else:
         cov = torch.linalg.inv(info + pad_eye) - pad_eye
-    theta = theta - (theta * realf).sum(dim=1, keepdim=True) / realf.sum(dim=1, keepdim=True)
+    sizes_t = realf.sum(dim=1)
+    centre = torch.diag_embed(realf) - (realf[:, :, None] * realf[:, None, :]) / sizes_t[:, None, None]
+    cov = centre @ cov @ centre  # covariance of the centred strengths, as in the single-round fit
+    theta = theta - (theta * realf).sum(dim=1, keepdim=True) / sizes_t[:, None]
     nan = torch.tensor(float("nan"), dtype=torch.float64, device=dev)
     se = torch.where(real, torch.sqrt(torch.clamp(torch.diagonal(cov, dim1=1, dim2=2), min=0.0)), nan)
     return BatchResult(

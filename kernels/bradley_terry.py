@@ -22,7 +22,8 @@ H + 11^T/n, whose solution is the pseudo-inverse step. Converged when the larges
 theta in one step is below ``tol``.
 
 Uncertainty: the covariance of theta is the (pseudo-)inverse of the observed Fisher information
-(the Hessian of the negative log-posterior); standard errors are the square roots of its diagonal.
+(the Hessian of the negative log-posterior), projected onto centred strengths; standard errors are
+the square roots of its diagonal.
 
 Returned strengths are centred (mean zero over items): only differences are identifiable.
 """
@@ -150,6 +151,10 @@ def fit_wins(
 def _result(games: np.ndarray, theta: np.ndarray, prior: float, iterations: int) -> BTResult:
     _, info = _information(theta, games, prior)
     cov = np.linalg.pinv(info) if prior == 0 else np.linalg.inv(info)
+    # Covariance of the centred strengths (what we return): project out the common level, which
+    # only the prior pins down and which no comparison can inform.
+    centre = np.eye(len(theta)) - 1.0 / len(theta)
+    cov = centre @ cov @ centre
     theta = theta - theta.mean()
     ranking = np.argsort(-theta, kind="stable")
     win = 1.0 / (1.0 + np.exp(theta - theta[ranking[0]]))

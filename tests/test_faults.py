@@ -1,0 +1,160 @@
+"""Misbehaving nodes on real gRPC: the round goes on, the fault is recorded and costs the node."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import grpc
+import pytest
+
+from helpers import CORPORA, RunningCoordinator, RunningNode, build_bigram_onnx, wait_for
+from swarmrank.coordinator.settings import CoordinatorSettings
+from swarmrank.node.backends.onnx import OnnxBackend
+from swarmrank.node.registration import register_once
+from swarmrank.node.service import NodeService
+from swarmrank.node.servicer import NodeServicer
+from swarmrank.node.settings import NodeSettings
+from swarmrank.protos import limits
+from swarmrank.protos.signing import Identity
+from swarmrank.protos.v1 import coordinator_pb2 as cpb
+from swarmrank.protos.v1 import coordinator_pb2_grpc
+from swarmrank.protos.v1 import node_pb2 as pb
+from swarmrank.protos.v1 import node_pb2_grpc
+
+
+class ForgingServicer(NodeServicer):
+    """Signs its candidates with a key other than the one it registered."""
+
+    def __init__(self, service: NodeService, forger: Identity) -> None:
+        super().__init__(service)
+        self._forger = forger
+
+    async def Generate(self, request, context):  # type: ignore[no-untyped-def]
+        async for event in super().Generate(request, context):
+            if event.HasField("candidate"):
+                event.candidate.signature = self._forger.sign(b"anything")
+            yield event
+
+
+class OverreachingServicer(NodeServicer):
+    """Adds a verdict for a comparison it was never asked about."""
+
+    async def Judge(self, request, context):  # type: ignore[no-untyped-def]
+        reply = await super().Judge(request, context)
+        reply.verdicts.add(comparison_id="not-asked", preference=pb.PREFERENCE_A, signature=b"x" * 64)
+        return reply
+
+
+def start_custom_node(bg, servicer_cls, identity: Identity, backend, coordinator: str, **kw):  # type: ignore[no-untyped-def]
+    """A node whose gRPC servicer a test replaced, registered like any other node."""
+    service = NodeService(identity, backend)
+
+    async def start() -> grpc.aio.Server:
+        server = grpc.aio.server(options=limits.GRPC_OPTIONS)
+        node_pb2_grpc.add_NodeServicer_to_server(servicer_cls(service, **kw), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        async with grpc.aio.insecure_channel(coordinator) as channel:
+            await register_once(coordinator_pb2_grpc.CoordinatorStub(channel), identity, f"127.0.0.1:{port}", service.describe())
+        return server
+
+    return bg.run(start())
+
+
+@pytest.fixture()
+def coordinator(bg, tmp_path):  # type: ignore[no-untyped-def]
+    # Long heartbeat interval: the custom nodes do not heartbeat, and must stay healthy for the test.
+    c = RunningCoordinator(bg, CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db", heartbeat_interval=60, seed=3))
+    yield c
+    c.stop()
+
+
+def honest_nodes(bg, tmp_path, coordinator, names):  # type: ignore[no-untyped-def]
+    return [
+        RunningNode(bg, NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / f"{n}.key", model=n, coordinator=coordinator.address),
+                    OnnxBackend(build_bigram_onnx(tmp_path / f"{n}.onnx", CORPORA[n]), name=n))
+        for n in names
+    ]
+
+
+def ask(address: str, **kw) -> cpb.RoundResult:  # type: ignore[no-untyped-def]
+    with grpc.insecure_channel(address) as channel:
+        return coordinator_pb2_grpc.CoordinatorStub(channel).Ask(cpb.AskRequest(prompt="The capital of France", **kw), timeout=60)
+
+
+def reputations(address: str) -> dict[str, float]:
+    with grpc.insecure_channel(address) as channel:
+        return {n.node_id: n.reputation for n in coordinator_pb2_grpc.CoordinatorStub(channel).ListNodes(cpb.ListNodesRequest(), timeout=5).nodes}
+
+
+def test_candidate_signed_by_another_key_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+    honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
+    liar = Identity.generate()
+    server = start_custom_node(bg, ForgingServicer, liar, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
+                               coordinator.address, forger=Identity.generate())
+    try:
+        wait_for(lambda: len(reputations(coordinator.address)) == 3)
+        result = ask(coordinator.address, k=3)
+        assert {c.node_id for c in result.candidates} == {n.node_id for n in honest}
+        assert [(f.node_id, f.stage) for f in result.failures] == [(liar.node_id, "generate")]
+        assert "signature" in result.failures[0].reason
+        assert reputations(coordinator.address)[liar.node_id] < 0.5  # its stake is gone
+    finally:
+        bg.run(server.stop(0))
+        for n in honest:
+            n.stop()
+
+
+def test_verdict_for_unasked_pair_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+    honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
+    judge = Identity.generate()
+    server = start_custom_node(bg, OverreachingServicer, judge, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
+                               coordinator.address)
+    try:
+        wait_for(lambda: len(reputations(coordinator.address)) == 3)
+        result = ask(coordinator.address, k=3)
+        assert len(result.candidates) == 3  # the round went on
+        unasked = [f for f in result.failures if "not asked" in f.reason]
+        assert unasked and all(f.node_id == judge.node_id and f.stage == "judge" for f in unasked)
+        assert all(j.comparison_id != "not-asked" for j in result.judgments)
+        assert any(j.judge_node_id == judge.node_id for j in result.judgments)  # its real verdicts still count
+    finally:
+        bg.run(server.stop(0))
+        for n in honest:
+            n.stop()
+
+
+def test_too_few_nodes_is_unavailable_with_a_clear_message(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+    nodes = honest_nodes(bg, tmp_path, coordinator, ["paris"])
+    try:
+        wait_for(lambda: len(reputations(coordinator.address)) == 1)
+        with pytest.raises(grpc.RpcError) as info:
+            ask(coordinator.address)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE and "at least 2" in info.value.details()
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db", heartbeat_interval=0.3, seed=1)
+    first = RunningCoordinator(bg, settings)
+    nodes = honest_nodes(bg, tmp_path, first, ["paris", "rome", "lyon"])
+    try:
+        wait_for(lambda: len(reputations(first.address)) == 3)
+        round_id = ask(first.address).round_id
+        before = reputations(first.address)
+        first.stop()
+        second = RunningCoordinator(bg, settings.model_copy(update={"listen": first.address}))
+        try:
+            assert reputations(second.address) == before  # nodes and reputations came back from the database
+            with grpc.insecure_channel(second.address) as channel:
+                stub = coordinator_pb2_grpc.CoordinatorStub(channel)
+                assert stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=5).round_id == round_id
+            wait_for(lambda: ask(second.address).answer != "", timeout=30)  # heartbeats resumed: rounds work
+        finally:
+            second.stop()
+    finally:
+        for n in nodes:
+            n.stop()

@@ -1,0 +1,152 @@
+"""Unit tests of the coordinator's pure modules on hand-made cases with known outcomes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from swarmrank.coordinator import consensus, dispatch, judging_plan, reputation
+from swarmrank.coordinator.domain import Candidate, Judgment, NodeRecord
+from swarmrank.coordinator.registry import node_state
+from swarmrank.protos.types import ModelInfo, Preference
+
+
+def node(i: int, model: str = "", rep: float = 0.5, conc: int = 1) -> NodeRecord:
+    return NodeRecord(f"n{i}", b"k" * 32, f"127.0.0.1:{i}", (ModelInfo(model or f"m{i}"),), conc, 0.0, 0.0, rep)
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+def test_dispatch_prefers_distinct_models() -> None:
+    nodes = [node(0, "a"), node(1, "a"), node(2, "b"), node(3, "c")]
+    for seed in range(20):
+        chosen = dispatch.choose_generators(nodes, 3, np.random.default_rng(seed))
+        assert sorted(n.model_name for n in chosen) == ["a", "b", "c"]
+
+
+def test_dispatch_fills_with_copies_and_respects_capacity() -> None:
+    nodes = [node(0, "a"), node(1, "a"), node(2, "a", conc=2)]
+    chosen = dispatch.choose_generators(nodes, 5, np.random.default_rng(0), in_flight={"n0": 1, "n2": 1})
+    assert sorted(n.node_id for n in chosen) == ["n1", "n2"]  # n0 is at capacity
+
+
+def test_dispatch_weights_by_reputation_with_exploration() -> None:
+    nodes = [node(0, rep=1.0), node(1, rep=0.01)]
+    rng = np.random.default_rng(0)
+    firsts = Counter(dispatch.choose_generators(nodes, 1, rng)[0].node_id for _ in range(2000))
+    assert firsts["n0"] > 5 * firsts["n1"] > 0  # the weak node still gets explored
+
+
+# --- judging plan -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 3, 5, 6, 9, 16, 31])
+def test_schedule_both_orders_connected_sparse(n: int) -> None:
+    pairs = judging_plan.schedule(n, np.random.default_rng(n))
+    assert len(set(pairs)) == len(pairs) and all(a != b for a, b in pairs)
+    assert all((b, a) in pairs for a, b in pairs)  # both orders
+    if n <= judging_plan.FULL_ROUND_ROBIN_MAX:
+        assert len(pairs) == n * (n - 1)
+    else:
+        assert len(pairs) <= 3 * n + 2  # ~3n instead of n(n-1)
+    # connected: every answer reachable from answer 0
+    seen, frontier = {0}, [0]
+    while frontier:
+        a = frontier.pop()
+        for x, y in pairs:
+            if x == a and y not in seen:
+                seen.add(y)
+                frontier.append(y)
+    assert seen == set(range(n))
+
+
+def test_assignment_never_self_judges_and_is_balanced() -> None:
+    n = 8
+    authors = [frozenset({f"n{i}"}) for i in range(n)]
+    judges = [f"n{i}" for i in range(n)]
+    pairs = judging_plan.schedule(n, np.random.default_rng(1))
+    planned, unassigned = judging_plan.assign(pairs, authors, judges, np.random.default_rng(2), round_tag="t")
+    assert not unassigned and len(planned) == len(pairs)
+    for p in planned:
+        assert p.judge not in authors[p.answer_a] | authors[p.answer_b]
+    load = Counter(p.judge for p in planned)
+    assert max(load.values()) - min(load.values()) <= 1
+    # the two orders of a pair go to different judges
+    by_pair: dict[tuple[int, int], set[str]] = {}
+    for p in planned:
+        by_pair.setdefault((min(p.answer_a, p.answer_b), max(p.answer_a, p.answer_b)), set()).add(p.judge)
+    assert all(len(js) == 2 for js in by_pair.values())
+
+
+def test_assignment_reports_pairs_without_eligible_judge() -> None:
+    authors = [frozenset({"x", "y"}), frozenset({"z"})]
+    planned, unassigned = judging_plan.assign([(0, 1), (1, 0)], authors, ["x", "y", "z"], np.random.default_rng(0), round_tag="t")
+    assert planned == [] and unassigned == [(0, 1), (1, 0)]
+
+
+def test_batches_split_per_judge() -> None:
+    planned = [judging_plan.PlannedComparison(str(i), 0, 1, "j" if i < 5 else "k") for i in range(7)]
+    b = judging_plan.batches(planned, 2)
+    assert [len(x) for x in b["j"]] == [2, 2, 1] and [len(x) for x in b["k"]] == [2]
+
+
+# --- consensus --------------------------------------------------------------------------------
+
+def judgment(a: int, b: int, pref: Preference, judge: str = "j", weight: float = 1.0) -> Judgment:
+    return Judgment(judge, f"{a}{b}{judge}", a, b, pref, 0.0, "", weight, b"", b"")
+
+
+def test_aggregate_known_winner() -> None:
+    js = [judgment(0, 1, Preference.A), judgment(1, 0, Preference.B), judgment(0, 2, Preference.A),
+          judgment(2, 0, Preference.B), judgment(1, 2, Preference.A), judgment(2, 1, Preference.B)]
+    c = consensus.aggregate(3, js, [1, 1, 1])
+    assert c.ranking == [0, 1, 2] and c.confidence > 0.5
+    assert c.win_probability[c.winner] == pytest.approx(0.5)
+
+
+def test_position_bias_cancels_out() -> None:
+    # An always-"A" judge says nothing once both orders are judged.
+    js = [judgment(0, 1, Preference.A), judgment(1, 0, Preference.A)]
+    c = consensus.aggregate(2, js, [1, 1])
+    assert c.strengths[0] == pytest.approx(c.strengths[1]) and c.confidence == pytest.approx(0.5)
+
+
+def test_reputation_weights_decide_between_disagreeing_judges() -> None:
+    js = [judgment(0, 1, Preference.A, "good", 0.9), judgment(1, 0, Preference.B, "good", 0.9),
+          judgment(0, 1, Preference.B, "bad", 0.1), judgment(1, 0, Preference.A, "bad", 0.1)]
+    assert consensus.aggregate(2, js, [1, 1]).winner == 0
+
+
+def test_no_judgments_falls_back_to_votes() -> None:
+    c = consensus.aggregate(3, [], [0.5, 1.5, 0.7])
+    assert c.ranking == [1, 2, 0]
+
+
+def test_identical_answers_are_grouped() -> None:
+    cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(["Paris", " Paris\n", "Rome"])]
+    groups = consensus.group_answers(cands)
+    assert [(g.text, g.authors) for g in groups] == [("Paris", frozenset({"n0", "n1"})), ("Rome", frozenset({"n2"}))]
+
+
+# --- reputation -------------------------------------------------------------------------------
+
+def test_reputation_rewards_agreement_and_rank_and_charges_stake() -> None:
+    js = [judgment(0, 1, Preference.A, "agree"), judgment(1, 0, Preference.B, "agree"),
+          judgment(0, 1, Preference.B, "disagree"), judgment(1, 0, Preference.A, "disagree")]
+    c = consensus.Consensus(np.array([1.0, -1.0]), np.zeros(2), np.array([0.5, 0.1]), [0, 1], 0.9)
+    changes = reputation.round_changes({}, c, js, {"g0": 0, "g1": 1}, [("cheat", "bad_signature")])
+    after = {ch.node_id: ch.after for ch in changes}
+    assert after["agree"] > 0.5 > after["disagree"]
+    assert after["g0"] > 0.5 > after["g1"]
+    assert after["cheat"] == pytest.approx(0.5 - reputation.PENALTY["bad_signature"])
+    assert all(reputation.FLOOR <= v <= reputation.CEILING for v in after.values())
+
+
+def test_node_state_from_heartbeats() -> None:
+    n = node(0)
+    assert node_state(n, now=2.0, interval=1.0) == "healthy"
+    assert node_state(n, now=5.0, interval=1.0) == "unhealthy"
+    assert node_state(n, now=50.0, interval=1.0) == "gone"
+    failed = NodeRecord(**{**n.__dict__, "failed_unix": 1.0})
+    assert node_state(failed, now=1.5, interval=1.0) == "unhealthy"
