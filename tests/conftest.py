@@ -7,7 +7,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import BackgroundLoop, build_bigram_onnx  # noqa: E402
+import grpc  # noqa: E402
+
+from helpers import CORPORA, BackgroundLoop, RunningCoordinator, RunningNode, build_bigram_onnx, wait_for  # noqa: E402
+from swarmrank.coordinator.settings import CoordinatorSettings  # noqa: E402
+from swarmrank.node.backends.onnx import OnnxBackend  # noqa: E402
+from swarmrank.node.settings import NodeSettings  # noqa: E402
+from swarmrank.protos.v1 import coordinator_pb2 as cpb  # noqa: E402
+from swarmrank.protos.v1 import coordinator_pb2_grpc  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +43,23 @@ def models_available() -> bool:
 
 
 requires_models = pytest.mark.skipif(not models_available(), reason="needs the models extra (llama-cpp-python + GGUF packages)")
+
+
+@pytest.fixture()
+def swarm(bg, tmp_path):  # type: ignore[no-untyped-def]
+    """A real coordinator and three real nodes (different tiny ONNX models) on 127.0.0.1."""
+    coord = RunningCoordinator(bg, CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db", heartbeat_interval=0.5, seed=7))
+    nodes = []
+    for name, corpus in CORPORA.items():
+        model = build_bigram_onnx(tmp_path / f"{name}.onnx", corpus)
+        nodes.append(RunningNode(bg, NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / f"{name}.key", model=name,
+                                                  coordinator=coord.address, default_max_tokens=40),
+                                 OnnxBackend(model, name=name)))
+    channel = grpc.insecure_channel(coord.address)
+    stub = coordinator_pb2_grpc.CoordinatorStub(channel)
+    wait_for(lambda: sum(n.state == "healthy" for n in stub.ListNodes(cpb.ListNodesRequest(), timeout=5).nodes) == 3)
+    yield coord, nodes, stub
+    channel.close()
+    for n in nodes:
+        n.stop()
+    coord.stop()

@@ -7,34 +7,12 @@ import os
 import grpc
 import pytest
 
-from helpers import CORPORA, RunningCoordinator, RunningNode, build_bigram_onnx, wait_for
-from swarmrank.coordinator.settings import CoordinatorSettings
-from swarmrank.node.backends.onnx import OnnxBackend
-from swarmrank.node.settings import NodeSettings
+from helpers import CORPORA
 from swarmrank.protos import signing
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import node_pb2 as npb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
-
-
-@pytest.fixture()
-def swarm(bg, tmp_path):  # type: ignore[no-untyped-def]
-    coord = RunningCoordinator(bg, CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db", heartbeat_interval=0.5, seed=7))
-    nodes = []
-    for name, corpus in CORPORA.items():
-        model = build_bigram_onnx(tmp_path / f"{name}.onnx", corpus)
-        nodes.append(RunningNode(bg, NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / f"{name}.key", model=name,
-                                                  coordinator=coord.address, default_max_tokens=40),
-                                 OnnxBackend(model, name=name)))
-    channel = grpc.insecure_channel(coord.address)
-    stub = coordinator_pb2_grpc.CoordinatorStub(channel)
-    wait_for(lambda: sum(n.state == "healthy" for n in stub.ListNodes(cpb.ListNodesRequest(), timeout=5).nodes) == 3)
-    yield coord, nodes, stub
-    channel.close()
-    for n in nodes:
-        n.stop()
-    coord.stop()
 
 
 def test_round_over_real_grpc(swarm) -> None:  # type: ignore[no-untyped-def]

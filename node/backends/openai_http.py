@@ -31,7 +31,6 @@ class OpenAIHTTPBackend:
         name: str = "",
         max_concurrency: int = 4,
         timeout_seconds: float = 120.0,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._model = model
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -39,7 +38,6 @@ class OpenAIHTTPBackend:
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(timeout_seconds, connect=10.0),
-            transport=transport,
         )
         self.max_concurrency = max_concurrency
         self.info = ModelInfo(name=name or model, runtime="openai-http", device="remote", chat=True)

@@ -1,0 +1,100 @@
+"""The SDK (sync and async), the CLI and settings loading, against a real swarm on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import RunningCoordinator
+from swarmrank.client import (
+    AsyncClient, Client, Completed, Dispatched, InvalidRequest, JudgingProgress, NotFound, Unavailable,
+)
+from swarmrank.client.cli import main
+from swarmrank.client.config import load_settings
+from swarmrank.coordinator.settings import CoordinatorSettings
+from swarmrank.node.settings import NodeSettings
+
+
+def test_sync_client_ask_stream_nodes_round(swarm) -> None:  # type: ignore[no-untyped-def]
+    coord, nodes, _ = swarm
+    with Client(coord.address) as client:
+        answer = client.ask("The capital of France", k=3)
+        assert answer.text == answer.winner.text and len(answer.candidates) == 3
+        assert client.round(answer.round_id) == answer
+        events = list(client.stream("The capital of France"))
+        assert isinstance(events[0], Dispatched) and isinstance(events[-1], Completed)
+        assert any(isinstance(e, JudgingProgress) for e in events)
+        listed = client.nodes()
+        assert {n.node_id for n in listed} == {n.node_id for n in nodes} and all(n.state == "healthy" for n in listed)
+        assert sum(n.rounds for n in listed) > 0
+
+
+def test_typed_errors(swarm) -> None:  # type: ignore[no-untyped-def]
+    coord, _, _ = swarm
+    with Client(coord.address) as client:
+        with pytest.raises(InvalidRequest, match="prompt is empty") as info:
+            client.ask("   ")
+        assert info.value.code == "INVALID_ARGUMENT"
+        with pytest.raises(NotFound):
+            client.round("missing")
+
+
+def test_unavailable_is_retried_then_raised(bg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    coord = RunningCoordinator(bg, CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db"))
+    try:
+        with Client(coord.address, retries=2, backoff=0.01) as client:
+            with pytest.raises(Unavailable, match="healthy node"):
+                client.ask("hello")
+    finally:
+        coord.stop()
+    with Client("127.0.0.1:1", retries=1, backoff=0.01, timeout=5) as client:  # nobody listens there
+        with pytest.raises(Unavailable):
+            client.nodes(timeout=2)
+
+
+def test_async_client(swarm) -> None:  # type: ignore[no-untyped-def]
+    coord, _, _ = swarm
+
+    async def go() -> tuple[str, list[object]]:
+        async with AsyncClient(coord.address) as client:
+            answer = await client.ask("The capital of France")
+            events = [e async for e in client.stream("The capital of France", k=2)]
+            return answer.text, events
+
+    text, events = asyncio.run(go())
+    assert text and isinstance(events[-1], Completed) and len(events[-1].answer.candidates) == 2
+
+
+def test_cli_ask_json_and_nodes(swarm, capsys) -> None:  # type: ignore[no-untyped-def]
+    coord, _, _ = swarm
+    assert main(["ask", "The capital of France", "--coordinator", coord.address, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"answer", "round_id", "winner_node", "candidates", "judgments"} <= set(data)
+    assert main(["nodes", "--coordinator", coord.address]) == 0
+    assert capsys.readouterr().out.count("healthy") == 3
+    assert main(["ask", "", "--coordinator", coord.address]) == 2  # clear error, no traceback
+    assert "prompt is empty" in capsys.readouterr().err
+
+
+def test_help_explains_every_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "node", "start", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--model" in out.stdout and "--max-queue" in out.stdout and "--coordinator" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "--help"], capture_output=True, text=True)
+    for command in ("demo", "node", "coordinator", "ask", "nodes", "round", "bench"):
+        assert command in out.stdout
+
+
+def test_settings_precedence(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "node.toml"
+    config.write_text('model = "gemma3-270m"\nmax_queue = 3\nlisten = "127.0.0.1:7000"\n')
+    monkeypatch.setenv("SWARMRANK_NODE_MAX_QUEUE", "5")
+    s = load_settings(NodeSettings, config, {"listen": "127.0.0.1:9000", "model": None})
+    assert (s.model, s.max_queue, s.listen) == ("gemma3-270m", 5, "127.0.0.1:9000")  # file < env < flag
+    with pytest.raises(FileNotFoundError):
+        load_settings(NodeSettings, tmp_path / "missing.toml", {})
+    with pytest.raises(ValueError):
+        load_settings(NodeSettings, None, {"max_queue": "-1"})
