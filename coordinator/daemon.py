@@ -40,6 +40,11 @@ async def serve(
     registry = Registry(store, settings.heartbeat_interval)
     client = client or GrpcNodeClient()
     runner = RoundRunner(registry, store, client, settings, np.random.default_rng(settings.seed))
+    stop = stop or asyncio.Event()  # signal handlers first: SIGTERM right after start-up is graceful
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
     server = grpc.aio.server(options=limits.GRPC_OPTIONS)
     coordinator_pb2_grpc.add_CoordinatorServicer_to_server(CoordinatorServicer(runner, registry, Challenges()), server)
     health_servicer = health.aio.HealthServicer()
@@ -55,11 +60,6 @@ async def serve(
     log.info("coordinator serving on %s (db %s, %d known node(s))", address, store.path, len(registry.all()))
     if on_ready:
         on_ready(address)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:

@@ -19,7 +19,8 @@ step halving whenever a full step would lower it. From theta = 0 it converges qu
 handful of iterations even where Zermelo's MM update or Newman's (2023) fixed point need hundreds on
 sparse, weakly informative rounds. With prior = 0 the gauge (mean of theta) is fixed by solving with
 H + 11^T/n, whose solution is the pseudo-inverse step. Converged when the largest change of any
-theta in one step is below ``tol``.
+theta in one step is below sqrt(``tol``): in the quadratic phase the remaining error is then of
+order ``tol``.
 
 Uncertainty: the covariance of theta is the (pseudo-)inverse of the observed Fisher information
 (the Hessian of the negative log-posterior), projected onto centred strengths; standard errors are
@@ -69,49 +70,63 @@ class BTResult:
 def _validate(n_items: int, comparisons: ArrayLike, weights: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if n_items < 1:
         raise ValueError(f"n_items must be >= 1, got {n_items}")
-    c = np.asarray(comparisons, dtype=np.float64).reshape(-1, 3) if np.size(comparisons) else np.zeros((0, 3))
-    if not np.all(np.isfinite(c)):
+    c = np.asarray(comparisons, dtype=np.float64)
+    c = c.reshape(-1, 3) if c.size else np.zeros((0, 3))
+    if not np.isfinite(c).all():
         raise ValueError("comparisons contain NaN or infinity")
-    i, j, outcome = c[:, 0], c[:, 1], c[:, 2]
-    if np.any(i != np.round(i)) or np.any(j != np.round(j)):
+    ii, jj = c[:, 0].astype(np.int64), c[:, 1].astype(np.int64)
+    outcome = c[:, 2]
+    if (ii != c[:, 0]).any() or (jj != c[:, 1]).any():
         raise ValueError("item indices must be integers")
-    ii, jj = i.astype(np.int64), j.astype(np.int64)
-    if np.any((ii < 0) | (ii >= n_items) | (jj < 0) | (jj >= n_items)):
+    if len(c) and (min(ii.min(), jj.min()) < 0 or max(ii.max(), jj.max()) >= n_items):
         raise ValueError(f"item index out of range 0..{n_items - 1}")
-    if np.any(ii == jj):
+    if (ii == jj).any():
         raise ValueError("an item cannot be compared with itself")
-    if not np.all(np.isin(outcome, (0.0, 0.5, 1.0))):
+    if ((outcome != 0.0) & (outcome != 0.5) & (outcome != 1.0)).any():
         raise ValueError("outcomes must be 1 (first item won), 0 (second won) or 0.5 (tie)")
-    w = np.ones(len(c)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
-    if w.shape != (len(c),):
-        raise ValueError(f"weights must have one entry per comparison ({len(c)}), got {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be finite and non-negative")
+    if weights is None:
+        w = np.ones(len(c))
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if w.shape != (len(c),):
+            raise ValueError(f"weights must have one entry per comparison ({len(c)}), got {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError("weights must be finite and non-negative")
     return ii, jj, outcome, w
 
 
 def win_matrix(n_items: int, comparisons: ArrayLike, weights: ArrayLike | None = None) -> NDArray[np.float64]:
     """W[i, j] = weighted number of wins of i over j (ties count half to each)."""
     i, j, outcome, w = _validate(n_items, comparisons, weights)
-    wins = np.zeros(n_items * n_items)
-    np.add.at(wins, i * n_items + j, w * outcome)
-    np.add.at(wins, j * n_items + i, w * (1.0 - outcome))
-    return wins.reshape(n_items, n_items)
+    index = np.concatenate([i * n_items + j, j * n_items + i])
+    credit = np.concatenate([w * outcome, w * (1.0 - outcome)])
+    return np.bincount(index, credit, minlength=n_items * n_items).reshape(n_items, n_items)
 
 
-def _information(theta: np.ndarray, games: np.ndarray, prior: float) -> tuple[np.ndarray, np.ndarray]:
-    """P(i beats j) and the observed information (negative Hessian of the log-posterior)."""
-    p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))
-    info = -games * p * p.T
-    np.fill_diagonal(info, 0.0)
-    s0 = 1.0 / (1.0 + np.exp(-theta))  # P(i beats the phantom)
-    info[np.diag_indices_from(info)] = -info.sum(axis=1) + 2.0 * prior * s0 * (1.0 - s0)
-    return p, info
+class _Point:
+    """Everything the iteration needs at one theta, from a single pass of transcendental functions."""
 
+    __slots__ = ("theta", "p", "s0", "value")
 
-def _log_posterior(theta: np.ndarray, wins: np.ndarray, prior: float) -> float:
-    d = theta[:, None] - theta[None, :]
-    return float(-(wins * np.logaddexp(0.0, -d)).sum() - prior * (np.logaddexp(0.0, -theta) + np.logaddexp(0.0, theta)).sum())
+    def __init__(self, theta: np.ndarray, wins: np.ndarray, prior: float) -> None:
+        logp = -np.logaddexp(0.0, theta[None, :] - theta[:, None])  # log P(i beats j)
+        lp0 = -np.logaddexp(0.0, -theta)                             # log P(i beats the phantom)
+        self.theta = theta
+        self.p = np.exp(logp)
+        self.s0 = np.exp(lp0)
+        # log-likelihood + prior: each item wins and loses `prior` times against the phantom,
+        # and log P(phantom beats i) = lp0 - theta.
+        self.value = float((wins * logp).sum() + prior * (2.0 * lp0 - theta).sum())
+
+    def gradient(self, wins: np.ndarray, prior: float) -> np.ndarray:
+        m = wins * self.p.T  # m[i, j] = W_ij P(j beats i): d/dtheta_i of W_ij log p_ij
+        return m.sum(axis=1) - m.sum(axis=0) + prior * (1.0 - 2.0 * self.s0)
+
+    def information(self, games: np.ndarray, prior: float) -> np.ndarray:
+        """Observed information (negative Hessian of the log-posterior)."""
+        info = -games * self.p * self.p.T  # zero diagonal: no item meets itself
+        info.flat[:: len(self.theta) + 1] = -info.sum(axis=1) + 2.0 * prior * self.s0 * (1.0 - self.s0)
+        return info
 
 
 def fit_wins(
@@ -123,39 +138,38 @@ def fit_wins(
     n = wins.shape[0]
     games = wins + wins.T
     gauge = np.full((n, n), 1.0 / n) if prior == 0 else 0.0
-    theta = np.zeros(n)
-    current = _log_posterior(theta, wins, prior)
+    point = _Point(np.zeros(n), wins, prior)
     residual = math.inf
     for iteration in range(1, max_iter + 1):
-        p, info = _information(theta, games, prior)
-        grad = (wins * p.T).sum(axis=1) - (wins.T * p).sum(axis=1) + prior * (1.0 - 2.0 / (1.0 + np.exp(-theta)))
         try:
-            step = np.linalg.solve(info + gauge, grad)
+            step = np.linalg.solve(point.information(games, prior) + gauge, point.gradient(wins, prior))
         except np.linalg.LinAlgError:
             raise ConvergenceError(iteration, math.inf) from None
         for _ in range(60):  # step halving keeps every iteration uphill
-            candidate = theta + step
-            value = _log_posterior(candidate, wins, prior)
-            if value >= current - 1e-12 * abs(current):
+            candidate = _Point(point.theta + step, wins, prior)
+            if candidate.value >= point.value - 1e-12 * abs(point.value):
                 break
             step *= 0.5
-        residual = float(np.max(np.abs(step)))
-        theta, current = candidate, value
-        if not np.all(np.isfinite(theta)):
+        residual = float(np.abs(step).max())
+        point = candidate
+        if not np.isfinite(point.theta).all():
             raise ConvergenceError(iteration, math.inf)
-        if residual < tol:
-            return _result(games, theta, prior, iteration)
+        # Newton converges quadratically: after a step of size r the error is of order r^2, so a
+        # step below sqrt(tol) leaves theta within about tol of the optimum.
+        if residual * residual < tol:
+            return _result(games, point, prior, iteration)
     raise ConvergenceError(max_iter, residual)
 
 
-def _result(games: np.ndarray, theta: np.ndarray, prior: float, iterations: int) -> BTResult:
-    _, info = _information(theta, games, prior)
+def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> BTResult:
+    info = point.information(games, prior)
     cov = np.linalg.pinv(info) if prior == 0 else np.linalg.inv(info)
     # Covariance of the centred strengths (what we return): project out the common level, which
     # only the prior pins down and which no comparison can inform.
-    centre = np.eye(len(theta)) - 1.0 / len(theta)
+    n = len(point.theta)
+    centre = np.eye(n) - 1.0 / n
     cov = centre @ cov @ centre
-    theta = theta - theta.mean()
+    theta = point.theta - point.theta.mean()
     ranking = np.argsort(-theta, kind="stable")
     win = 1.0 / (1.0 + np.exp(theta - theta[ranking[0]]))
     return BTResult(theta, ranking, win, np.sqrt(np.clip(np.diag(cov), 0.0, None)), cov, iterations)

@@ -71,6 +71,11 @@ async def serve(
         default_max_tokens=settings.default_max_tokens,
         max_tokens_limit=settings.max_tokens_limit,
     )
+    stop = stop or asyncio.Event()  # signal handlers first: SIGTERM right after start-up is graceful
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
     server = grpc.aio.server(options=limits.GRPC_OPTIONS)
     node_pb2_grpc.add_NodeServicer_to_server(NodeServicer(service), server)
     health_servicer = health.aio.HealthServicer()
@@ -88,11 +93,6 @@ async def serve(
     if on_ready:
         on_ready(identity.node_id, address)
 
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
-            loop.add_signal_handler(sig, stop.set)
     registration = None
     if settings.coordinator:
         registration = asyncio.create_task(

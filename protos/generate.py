@@ -35,8 +35,13 @@ def generate_into(out_dir: Path) -> list[Path]:
         for proto in protos:
             shutil.copy(proto, src_root / IMPORT_PREFIX / proto.name)
         well_known = Path(grpc_tools.__file__).parent / "_proto"
+        # The mypy plugin sits next to this interpreter, which need not be on PATH (.venv/bin/python).
+        plugin = shutil.which("protoc-gen-mypy", path=str(Path(sys.executable).parent)) or shutil.which("protoc-gen-mypy")
+        if plugin is None:
+            raise RuntimeError("protoc-gen-mypy not found: pip install mypy-protobuf (the dev extra)")
         args = [
             "protoc",
+            f"--plugin=protoc-gen-mypy={plugin}",
             f"-I{src_root}",
             f"-I{well_known}",
             f"--python_out={gen_root}",

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from helpers import GatedBackend, RunningNode
+from helpers import GatedBackend, RunningNode, wait_for
 from swarmrank.node.backends.onnx import OnnxBackend
 from swarmrank.node.settings import NodeSettings
 from swarmrank.protos import PROTOCOL_VERSION, signing
@@ -160,8 +160,15 @@ def test_cancellation_stops_the_model_and_full_queue_is_refused(bg, tmp_path, bi
             call.cancel()  # the caller goes away: the model must stop generating
             assert backend.stopped_early.wait(10)
             gate.set()
-            # The slot is free again.
-            assert list(stub.Generate(pb.GenerateRequest(round_id="r3", nonce=NONCE, prompt="Two", max_tokens=3), timeout=30))[-1].candidate
+            # The slot is freed as soon as the model thread has returned.
+            def served() -> bool:
+                try:
+                    return list(stub.Generate(pb.GenerateRequest(round_id="r3", nonce=NONCE, prompt="Two", max_tokens=3), timeout=30))[-1].HasField("candidate")
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    return False
+
+            wait_for(served, timeout=10)
     finally:
         gate.set()
         n.stop()
