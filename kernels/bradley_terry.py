@@ -72,18 +72,21 @@ def _validate(n_items: int, comparisons: ArrayLike, weights: ArrayLike | None) -
         raise ValueError(f"n_items must be >= 1, got {n_items}")
     c = np.asarray(comparisons, dtype=np.float64)
     c = c.reshape(-1, 3) if c.size else np.zeros((0, 3))
-    if not np.isfinite(c).all():
-        raise ValueError("comparisons contain NaN or infinity")
-    ii, jj = c[:, 0].astype(np.int64), c[:, 1].astype(np.int64)
-    outcome = c[:, 2]
-    if (ii != c[:, 0]).any() or (jj != c[:, 1]).any():
-        raise ValueError("item indices must be integers")
-    if len(c) and (min(ii.min(), jj.min()) < 0 or max(ii.max(), jj.max()) >= n_items):
-        raise ValueError(f"item index out of range 0..{n_items - 1}")
-    if (ii == jj).any():
-        raise ValueError("an item cannot be compared with itself")
-    if ((outcome != 0.0) & (outcome != 0.5) & (outcome != 1.0)).any():
+    # One combined check on the hot path; the specific message is worked out only on failure.
+    index, outcome = c[:, :2], c[:, 2]
+    spread = np.abs(outcome - 0.5)
+    ok = (index >= 0) & (index < n_items) & (index == np.floor(index))
+    if not (ok.all() and ((spread == 0.0) | (spread == 0.5)).all() and (index[:, 0] != index[:, 1]).all()):
+        if not np.isfinite(c).all():
+            raise ValueError("comparisons contain NaN or infinity")
+        if (index != np.floor(index)).any():
+            raise ValueError("item indices must be integers")
+        if not ok.all():
+            raise ValueError(f"item index out of range 0..{n_items - 1}")
+        if (index[:, 0] == index[:, 1]).any():
+            raise ValueError("an item cannot be compared with itself")
         raise ValueError("outcomes must be 1 (first item won), 0 (second won) or 0.5 (tie)")
+    ii, jj = index[:, 0].astype(np.int64), index[:, 1].astype(np.int64)
     if weights is None:
         w = np.ones(len(c))
     else:
@@ -163,12 +166,17 @@ def fit_wins(
 
 def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> BTResult:
     info = point.information(games, prior)
-    cov = np.linalg.pinv(info) if prior == 0 else np.linalg.inv(info)
-    # Covariance of the centred strengths (what we return): project out the common level, which
-    # only the prior pins down and which no comparison can inform.
     n = len(point.theta)
-    centre = np.eye(n) - 1.0 / n
-    cov = centre @ cov @ centre
+    if prior == 0:
+        # info is singular along 1 (only differences are identified); for a connected graph its
+        # pseudo-inverse, which is already the covariance of centred strengths, is
+        # inv(info + 11^T/n) - 11^T/n.
+        cov = np.linalg.inv(info + 1.0 / n) - 1.0 / n
+    else:
+        # Covariance of the centred strengths (what we return): project out the common level,
+        # which only the prior pins down and which no comparison can inform.
+        centre = np.eye(n) - 1.0 / n
+        cov = centre @ np.linalg.inv(info) @ centre
     theta = point.theta - point.theta.mean()
     ranking = np.argsort(-theta, kind="stable")
     win = 1.0 / (1.0 + np.exp(theta - theta[ranking[0]]))
