@@ -5,6 +5,7 @@
     swarmrank coordinator start          run a coordinator
     swarmrank ask "question"             ask a coordinator (pretty output, or --json)
     swarmrank nodes | round ID           inspect a swarm
+    swarmrank ledger {verify,replay}     audit a coordinator's ledger
     swarmrank models [--prepare]         list / prepare the offline model catalogue
     swarmrank bench {node,kernels}       benchmarks (JSON with --json)
 """
@@ -187,6 +188,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from swarmrank.coordinator import ledger
+
+    if not args.db.is_file():
+        raise FileNotFoundError(f"no database at {args.db}")
+    if args.action == "verify":
+        v = ledger.verify(args.db, bytes.fromhex(args.public_key) if args.public_key else None)
+        if args.json:
+            print(json.dumps(v.__dict__, indent=2))
+        elif v.ok:
+            print(f"ok: {v.entries} entries, chain and signatures valid (coordinator key {v.coordinator_key})")
+        else:
+            print(f"BAD at entry {v.first_bad_seq}: {v.reason}")
+        return 0 if v.ok else 1
+    report = ledger.replay_and_compare(args.db)
+    if args.json:
+        print(json.dumps({"nodes": {k: v.__dict__ for k, v in report.table.items()}, "mismatches": report.mismatches}, indent=2))
+    else:
+        for node_id, t in sorted(report.table.items()):
+            print(f"{node_id}  {t.status:<11}  reputation {t.score:.4f}  ground truths passed {t.truths_passed}")
+        print("replay matches the stored table" if not report.mismatches else f"MISMATCH for {', '.join(report.mismatches)}")
+    return 0 if not report.mismatches else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -245,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="the offline model catalogue")
     models.add_argument("--prepare", action="store_true", help="assemble and verify every model now")
     models.set_defaults(func=cmd_models)
+
+    led = sub.add_parser("ledger", help="audit a coordinator's ledger (offline, on its database file)")
+    led.add_argument("action", choices=["verify", "replay"], help="verify: check the hash chain and signatures; "
+                     "replay: rebuild the reputation table from the ledger and compare it with the stored one")
+    led.add_argument("--db", type=Path, required=True, help="the coordinator's SQLite database")
+    led.add_argument("--public-key", default="", help="pin the coordinator's public key (hex); default: the genesis entry's")
+    led.add_argument("--json", action="store_true")
+    led.set_defaults(func=cmd_ledger)
 
     demo = sub.add_parser("demo", help="a local swarm of real models answers a question",
                           description="Starts a coordinator and one node per model as separate processes on "

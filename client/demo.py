@@ -105,9 +105,12 @@ def run_demo(args: argparse.Namespace) -> int:
         work.mkdir(parents=True, exist_ok=True)
         children: list[Child] = []
         try:
+            # Models this small fail arithmetic calibration, so the demo admits every node and
+            # records the calibration score as evidence (a real swarm keeps the 0.5 threshold).
             coordinator = Child("coordinator", ["coordinator", "start", "--listen", "127.0.0.1:0", "--db", str(work / "coordinator.db"),
-                                                "--heartbeat-interval", "1", "--k", str(len(models)),
-                                                "--default-max-tokens", str(args.max_tokens)], work / "coordinator.log")
+                                                "--key-path", str(work / "coordinator.key"), "--heartbeat-interval", "1",
+                                                "--k", str(len(models)), "--default-max-tokens", str(args.max_tokens),
+                                                "--calibration-threshold", "0"], work / "coordinator.log")
             children.append(coordinator)
             address = coordinator.wait_ready(60)
             _say(quiet, f"coordinator on {address}")
@@ -124,6 +127,8 @@ def run_demo(args: argparse.Namespace) -> int:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"nodes did not register within 120s; logs in {work}")
                     time.sleep(0.3)
+                for n in client.nodes():
+                    _say(quiet, f"  {','.join(n.models)} admitted after calibration: {n.state}, reputation {n.reputation:.3f}")
                 _say(quiet, f"{len(models)} nodes registered; asking: {args.question}")
                 answer: Answer | None = None
                 for event in client.stream(args.question, k=len(models), max_tokens=args.max_tokens):

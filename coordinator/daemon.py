@@ -14,9 +14,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from swarmrank.protos import limits
+from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2, coordinator_pb2_grpc
 
-from .admission import Challenges
+from .calibration import ChallengeBank
+from .joining import Gatekeeper
 from .node_client import GrpcNodeClient, NodeClient
 from .registry import Registry
 from .rounds import RoundRunner
@@ -36,17 +38,21 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    store = Store(settings.db)
+    identity = Identity.load_or_create(settings.key_path)
+    store = Store(settings.db, identity)
     registry = Registry(store, settings.heartbeat_interval)
+    bank = ChallengeBank.from_file(settings.calibration_bank) if settings.calibration_bank else ChallengeBank.arithmetic()
     client = client or GrpcNodeClient()
-    runner = RoundRunner(registry, store, client, settings, np.random.default_rng(settings.seed))
+    rng = np.random.default_rng(settings.seed)
+    runner = RoundRunner(registry, store, client, settings, rng, bank)
+    gatekeeper = Gatekeeper(registry, client, bank, settings, rng)
     stop = stop or asyncio.Event()  # signal handlers first: SIGTERM right after start-up is graceful
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
     server = grpc.aio.server(options=limits.GRPC_OPTIONS)
-    coordinator_pb2_grpc.add_CoordinatorServicer_to_server(CoordinatorServicer(runner, registry, Challenges()), server)
+    coordinator_pb2_grpc.add_CoordinatorServicer_to_server(CoordinatorServicer(runner, registry, gatekeeper), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -57,7 +63,8 @@ async def serve(
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("coordinator serving on %s (db %s, %d known node(s))", address, store.path, len(registry.all()))
+    log.info("coordinator %s serving on %s (db %s, %d known node(s))", identity.public_key.hex()[:16], address, store.path,
+             len(registry.all()))
     if on_ready:
         on_ready(address)
     try:
@@ -66,5 +73,6 @@ async def serve(
         log.info("coordinator shutting down")
         await health_servicer.enter_graceful_shutdown()
         await server.stop(5.0)
+        await runner.close()
         await client.close()
         store.close()

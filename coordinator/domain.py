@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from swarmrank.protos.types import ModelInfo, Preference
 
+from .trust import Trust
+
 
 @dataclass(frozen=True)
 class NodeRecord:
@@ -16,13 +18,17 @@ class NodeRecord:
     max_concurrency: int
     registered_unix: float
     last_seen_unix: float
-    reputation: float
+    trust: Trust
     rounds: int = 0
     failed_unix: float = 0.0  # last failed call; the node gets no work until it heartbeats again
 
     @property
     def model_name(self) -> str:
         return self.models[0].name if self.models else ""
+
+    @property
+    def reputation(self) -> float:
+        return self.trust.score
 
 
 @dataclass(frozen=True)

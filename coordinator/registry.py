@@ -1,19 +1,22 @@
-"""Who is in the swarm: registration, heartbeats, health, reputation (in memory, mirrored to the store).
+"""Who is in the swarm: nodes, their health and their trust (in memory, mirrored to the store).
 
 Health is a pure function of the last heartbeat: healthy within HEALTHY_AFTER heartbeat intervals,
 unhealthy (no new work) until GONE_AFTER intervals, then gone. A node whose call failed in a round
-is unhealthy until its next heartbeat.
+is unhealthy until its next heartbeat. Only eligible nodes (on probation or established) get work.
+Trust changes only through ``record``, which writes ledger events and the node table together.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+from . import reputation
 from .domain import NodeRecord
-from .reputation import Change
 from .store import Store
+from .trust import Trust
 
 HEALTHY_AFTER = 3.0
 GONE_AFTER = 20.0
@@ -32,7 +35,7 @@ class Registry:
     def __init__(self, store: Store, heartbeat_interval: float, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self.heartbeat_interval = heartbeat_interval
-        self._clock = clock
+        self.clock = clock
         self._nodes: dict[str, NodeRecord] = {n.node_id: n for n in store.load_nodes()}
 
     def get(self, node_id: str) -> NodeRecord | None:
@@ -42,28 +45,28 @@ class Registry:
         return sorted(self._nodes.values(), key=lambda n: n.node_id)
 
     def state(self, node: NodeRecord) -> str:
-        return node_state(node, self._clock(), self.heartbeat_interval)
+        """"healthy", "unhealthy", "gone", or the trust status of a node that may not work."""
+        if not node.trust.eligible:
+            return node.trust.status
+        return node_state(node, self.clock(), self.heartbeat_interval)
 
     def healthy(self) -> list[NodeRecord]:
-        now = self._clock()
-        return [n for n in self.all() if node_state(n, now, self.heartbeat_interval) == "healthy"]
+        now = self.clock()
+        return [n for n in self.all() if n.trust.eligible and node_state(n, now, self.heartbeat_interval) == "healthy"]
 
-    def register(self, node: NodeRecord) -> NodeRecord:
-        """Add or refresh a node; a known node keeps its reputation and history."""
-        known = self._nodes.get(node.node_id)
-        if known is not None:
-            node = dataclasses.replace(known, address=node.address, models=node.models,
-                                       max_concurrency=node.max_concurrency, last_seen_unix=node.last_seen_unix,
-                                       failed_unix=0.0)
-        self._nodes[node.node_id] = node
-        self._store.upsert_node(node)
+    def relocate(self, node_id: str, address: str, models: tuple, max_concurrency: int) -> NodeRecord:  # type: ignore[type-arg]
+        """A known node registered again (restart, new address): keep its trust and history."""
+        node = dataclasses.replace(self._nodes[node_id], address=address, models=models, max_concurrency=max_concurrency,
+                                   last_seen_unix=self.clock(), failed_unix=0.0)
+        self._nodes[node_id] = node
+        self._store.update_node(node)
         return node
 
     def heartbeat(self, node_id: str) -> bool:
         node = self._nodes.get(node_id)
         if node is None:
             return False
-        now = self._clock()
+        now = self.clock()
         self._nodes[node_id] = dataclasses.replace(node, last_seen_unix=now)
         self._store.touch(node_id, now)
         return True
@@ -71,17 +74,34 @@ class Registry:
     def mark_failed(self, node_id: str) -> None:
         node = self._nodes.get(node_id)
         if node is not None:
-            self._nodes[node_id] = dataclasses.replace(node, failed_unix=self._clock())
+            self._nodes[node_id] = dataclasses.replace(node, failed_unix=self.clock())
 
-    def reputations(self) -> dict[str, float]:
-        return {n.node_id: n.reputation for n in self._nodes.values()}
+    def trusts(self) -> dict[str, Trust]:
+        return {n.node_id: n.trust for n in self._nodes.values()}
 
-    def apply(self, round_id: str, changes: Sequence[Change], players: Sequence[str]) -> None:
-        self._store.apply_changes(round_id, changes, players)
-        for c in changes:
-            if c.node_id in self._nodes:
-                self._nodes[c.node_id] = dataclasses.replace(self._nodes[c.node_id], reputation=c.after)
-        for node_id in set(players):
+    def record(
+        self,
+        events: Sequence[reputation.Event],
+        *,
+        new_nodes: Iterable[NodeRecord] = (),
+        players: Iterable[str] = (),
+        summaries: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Apply reputation events (and log round summaries) durably, then in memory."""
+        new = {n.node_id: n for n in new_nodes}
+        trusts: dict[str, Trust] = {}
+        for e in events:
+            known = self._nodes.get(e.node_id) or new.get(e.node_id)
+            before = trusts.get(e.node_id) or (known.trust if known and e.node_id not in new else None)
+            trusts[e.node_id] = reputation.apply(before, e)
+        played = list(players)
+        self._store.commit([e.to_body() for e in events] + list(summaries), trusts, new_nodes=new.values(), players=played)
+        for node_id, n in new.items():
+            self._nodes[node_id] = n
+        for node_id, t in trusts.items():
+            if node_id in self._nodes:
+                self._nodes[node_id] = dataclasses.replace(self._nodes[node_id], trust=t)
+        for node_id in set(played):
             if node_id in self._nodes:
                 n = self._nodes[node_id]
                 self._nodes[node_id] = dataclasses.replace(n, rounds=n.rounds + 1)

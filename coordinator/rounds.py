@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmrank.protos import limits, signing
+from swarmrank.protos.types import Preference
 
 from . import consensus as consensus_mod
 from . import dispatch, judging_plan, reputation
@@ -28,6 +29,7 @@ from .domain import (
 )
 from .errors import InvalidAsk, QuorumNotReached, UnknownRound
 from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClient
+from .calibration import ChallengeBank, GenerationChallenge, is_correct
 from .registry import Registry
 from .settings import CoordinatorSettings
 from .store import Store
@@ -64,13 +66,16 @@ class RoundRunner:
         client: NodeClient,
         settings: CoordinatorSettings,
         rng: np.random.Generator | None = None,
+        bank: ChallengeBank | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
         self._client = client
         self._settings = settings
         self._rng = rng or np.random.default_rng(settings.seed)
+        self._bank = bank
         self._in_flight: Counter[str] = Counter()
+        self._spot_checks: set[asyncio.Task[RoundResult]] = set()
         self.counters: Counter[str] = Counter()  # rounds, failures by kind: exported in logs
 
     def validate(self, params: AskParams) -> AskParams:
@@ -101,7 +106,11 @@ class RoundRunner:
             raise UnknownRound(f"no round with id {round_id[:80]!r}")
         return result
 
-    async def run(self, params: AskParams, emit: Emit = lambda e: None) -> RoundResult:
+    async def run(self, params: AskParams, emit: Emit = lambda e: None, *,
+                  spot_check: GenerationChallenge | None = None) -> RoundResult:
+        """One round. With ``spot_check`` the round is a hidden calibration question: it runs exactly
+        like a client's round, and its known answer becomes ground-truth evidence about every node
+        that took part."""
         params = self.validate(params)
         started, created = time.perf_counter(), time.time()
         state = _RoundState(uuid.uuid4().hex, params, emit, [], [])
@@ -120,20 +129,22 @@ class RoundRunner:
 
         candidates = await self._generate(state, chosen)
         if len(candidates) < self._settings.min_quorum:
-            self._learn(state, None, [], [], {})
+            self._learn(state, None, [], [], {}, None, [])
             raise QuorumNotReached(
                 f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {self._settings.min_quorum}"
             )
         answers = consensus_mod.group_answers(candidates)
         judgments = await self._judge(state, answers, [n for n in available if n.node_id not in {f.node_id for f in state.failures}])
-        reps = self._registry.reputations()
-        votes = [sum(reps.get(a, reputation.INITIAL) for a in answer.authors) for answer in answers]
+        trusts = self._registry.trusts()
+        votes = [sum(trusts[a].score if a in trusts else 0.0 for a in answer.authors) for answer in answers]
         verdict = consensus_mod.aggregate(len(answers), judgments, votes, prior=self._settings.prior)
         result = self._result(state, candidates, answers, judgments, verdict, started, created)
         answer_of = {c.node_id: i for i, a in enumerate(answers) for c in (candidates[j] for j in a.candidate_indices)}
-        self._learn(state, verdict, judgments, [c.node_id for c in candidates], answer_of)
-        await asyncio.to_thread(self._store.save_round, result)
-        self.counters["rounds"] += 1
+        self._learn(state, verdict, judgments, candidates, answer_of, spot_check, answers, result)
+        await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
+        self.counters["spot_checks" if spot_check else "rounds"] += 1
+        if spot_check is None:
+            self._maybe_spot_check()
         log.info(
             "round=%s answered by %s confidence=%.2f candidates=%d judgments=%d failures=%d seconds=%.2f",
             result.round_id, result.winner_node_id, result.confidence, len(candidates), len(judgments),
@@ -195,7 +206,7 @@ class RoundRunner:
                  for batch in group]
         total, done = len(planned), 0
         state.emit(JudgingProgress(0, total))
-        reps = self._registry.reputations()
+        trusts = self._registry.trusts()
         judgments: list[Judgment] = []
 
         async def one(judge_id: str, batch: list[judging_plan.PlannedComparison]) -> None:
@@ -233,7 +244,7 @@ class RoundRunner:
                     continue
                 judgments.append(Judgment(judge_id, v.comparison_id, p.answer_a, p.answer_b, v.preference,
                                           float(v.confidence), v.rationale[:200],
-                                          reputation.judge_weight(reps.get(judge_id, reputation.INITIAL)), nonce, v.signature))
+                                          reputation.judge_weight(trusts.get(judge_id)), nonce, v.signature))
             done += len(batch)
             state.emit(JudgingProgress(done, total))
 
@@ -245,12 +256,13 @@ class RoundRunner:
                 judgments: Sequence[Judgment], verdict: consensus_mod.Consensus, started: float, created: float) -> RoundResult:
         rank_of = {answer: position + 1 for position, answer in enumerate(verdict.ranking)}
         answer_of = {ci: ai for ai, a in enumerate(answers) for ci in a.candidate_indices}
-        reps = self._registry.reputations()
+        trusts = self._registry.trusts()
         ranked = sorted(
             (RankedCandidate(c, answer_of[i], float(verdict.strengths[answer_of[i]]),
                              float(verdict.standard_errors[answer_of[i]]), float(verdict.win_probability[answer_of[i]]),
                              rank_of[answer_of[i]]) for i, c in enumerate(candidates)),
-            key=lambda r: (r.rank, -reps.get(r.candidate.node_id, 0.0), r.candidate.candidate_id),
+            key=lambda r: (r.rank, -(trusts[r.candidate.node_id].score if r.candidate.node_id in trusts else 0.0),
+                           r.candidate.candidate_id),
         )
         winner = ranked[0].candidate
         return RoundResult(
@@ -261,9 +273,62 @@ class RoundRunner:
         )
 
     def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
-               players: Sequence[str], answer_of: dict[str, int]) -> None:
-        if verdict is None:  # no consensus: only the stakes of misbehaving nodes move
-            verdict = consensus_mod.Consensus(np.zeros(1), np.zeros(1), np.zeros(1), [0], 0.0)
-            answer_of = {}
-        changes = reputation.round_changes(self._registry.reputations(), verdict, judgments, answer_of, state.penalties)
-        self._registry.apply(state.round_id, changes, list(players) + [j.judge_node_id for j in judgments])
+               candidates: Sequence[Candidate], answer_of: dict[str, int], spot_check: GenerationChallenge | None,
+               answers: Sequence[consensus_mod.Answer], result: RoundResult | None = None) -> None:
+        ts = self._registry.clock()
+        events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties)
+        if spot_check is not None and answers:
+            events += ground_truth_events(state.round_id, ts, spot_check, candidates, answers, judgments)
+        summaries = []
+        if result is not None:
+            summaries.append({
+                "kind": "round", "round": result.round_id, "ts": ts, "spot_check": spot_check is not None,
+                "answer_sha256": signing.sha256(result.answer).hex(), "winner": result.winner_node_id,
+                "confidence": round(result.confidence, 6), "generators": sorted(c.node_id for c in candidates),
+                "judgments": len(judgments), "failures": len(state.failures),
+            })
+        players = [c.node_id for c in candidates] + [j.judge_node_id for j in judgments]
+        before = {n.node_id for n in self._registry.all() if n.trust.status == "quarantined"}
+        self._registry.record(events, players=players, summaries=summaries)
+        for node in self._registry.all():
+            if node.trust.status == "quarantined" and node.node_id not in before:
+                log.warning("node %s quarantined (reputation %.3f)", node.node_id, node.trust.score)
+                self.counters["quarantined"] += 1
+
+    def _maybe_spot_check(self) -> None:
+        """With probability spot_check_rate, follow a round with a hidden calibration round."""
+        if self._bank is None or self._spot_checks or self._rng.random() >= self._settings.spot_check_rate:
+            return
+        challenge = self._bank.generation[int(self._rng.integers(0, len(self._bank.generation)))]
+        task = asyncio.get_running_loop().create_task(self.run(AskParams(prompt=challenge.question), spot_check=challenge))
+        self._spot_checks.add(task)
+
+        def done(t: asyncio.Task[RoundResult]) -> None:
+            self._spot_checks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.info("spot check did not complete: %s", t.exception())
+
+        task.add_done_callback(done)
+
+    async def close(self) -> None:
+        for task in list(self._spot_checks):
+            task.cancel()
+        await asyncio.gather(*self._spot_checks, return_exceptions=True)
+
+
+def ground_truth_events(round_id: str, ts: float, challenge: GenerationChallenge, candidates: Sequence[Candidate],
+                        answers: Sequence[consensus_mod.Answer], judgments: Sequence[Judgment]) -> list[reputation.Event]:
+    """Spot-check evidence: was each generator's answer right, and did each judge prefer the right
+    answer where exactly one of the two was right (chance-corrected, as for judge agreement)?"""
+    correct = [is_correct(a.text, challenge) for a in answers]
+    events = [reputation.Event("evidence", c.node_id, ts, "spot_check",
+                               1.0 if is_correct(c.text, challenge) else 0.0, round_id) for c in sorted(candidates, key=lambda c: c.node_id)]
+    scores: dict[str, list[float]] = {}
+    for j in judgments:
+        if correct[j.answer_a] != correct[j.answer_b]:
+            right = Preference.A if correct[j.answer_a] else Preference.B
+            scores.setdefault(j.judge_node_id, []).append(0.5 if j.preference == Preference.TIE else float(j.preference == right))
+    for node in sorted(scores):
+        accuracy = sum(scores[node]) / len(scores[node])
+        events.append(reputation.Event("evidence", node, ts, "spot_check", max(0.0, 2.0 * accuracy - 1.0), round_id))
+    return events

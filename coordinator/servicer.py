@@ -15,11 +15,10 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 
 from . import convert
-from .admission import Challenges
-from .domain import NodeRecord, RoundEvent, RoundResult
+from .domain import RoundEvent, RoundResult
 from .errors import CoordinatorError, InvalidAsk, QuorumNotReached, RateLimited, RegistrationRefused, UnknownRound
+from .joining import Application, Gatekeeper
 from .registry import Registry
-from .reputation import INITIAL
 from .rounds import RoundRunner
 
 log = logging.getLogger("swarmrank.coordinator")
@@ -42,10 +41,10 @@ async def _abort(context: grpc.aio.ServicerContext, exc: CoordinatorError) -> No
 
 
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
-    def __init__(self, runner: RoundRunner, registry: Registry, challenges: Challenges) -> None:
+    def __init__(self, runner: RoundRunner, registry: Registry, gatekeeper: Gatekeeper) -> None:
         self._runner = runner
         self._registry = registry
-        self._challenges = challenges
+        self._gatekeeper = gatekeeper
 
     async def Ask(self, request: cpb.AskRequest, context: grpc.aio.ServicerContext) -> cpb.RoundResult:
         try:
@@ -77,7 +76,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
 
     async def Challenge(self, request: cpb.ChallengeRequest, context: grpc.aio.ServicerContext) -> cpb.ChallengeResponse:
         try:
-            nonce, expires = self._challenges.issue(request.public_key, context.peer() or "")
+            nonce, expires = self._gatekeeper.challenges.issue(request.public_key, context.peer() or "")
         except CoordinatorError as exc:
             await _abort(context, exc)
             raise
@@ -87,27 +86,23 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
         try:
             if not 1 <= len(request.models) <= MAX_MODELS:
                 raise RegistrationRefused(f"a node advertises 1..{MAX_MODELS} models")
-            node_id = self._challenges.verify(request.public_key, request.nonce, request.address, request.signature)
+            node = await self._gatekeeper.register(Application(
+                public_key=request.public_key, nonce=request.nonce, address=request.address,
+                models=tuple(convert.model_info_from_pb(m) for m in request.models),
+                max_concurrency=request.max_concurrency, signature=request.signature, peer=context.peer() or "",
+            ))
         except CoordinatorError as exc:
             await _abort(context, exc)
             raise
-        now = time.time()
-        node = self._registry.register(
-            NodeRecord(
-                node_id=node_id, public_key=request.public_key, address=request.address,
-                models=tuple(convert.model_info_from_pb(m) for m in request.models),
-                max_concurrency=max(1, min(request.max_concurrency, 256)),
-                registered_unix=now, last_seen_unix=now, reputation=INITIAL,
-            )
-        )
-        log.info("node %s registered at %s serving %s", node_id, request.address, node.model_name)
+        log.info("node %s registered at %s serving %s (%s, reputation %.3f)",
+                 node.node_id, node.address, node.model_name, node.trust.status, node.reputation)
         return cpb.RegisterResponse(
-            node_id=node_id, heartbeat_interval_seconds=self._registry.heartbeat_interval, reputation=node.reputation
+            node_id=node.node_id, heartbeat_interval_seconds=self._registry.heartbeat_interval, reputation=node.reputation
         )
 
     async def Heartbeat(self, request: cpb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> cpb.HeartbeatResponse:
         node = self._registry.get(request.node_id)
-        if node is None:
+        if node is None or not node.trust.eligible:  # unknown or quarantined: it must (re-)qualify
             return cpb.HeartbeatResponse(known=False)
         if abs(time.time() - request.timestamp_unix) > MAX_CLOCK_SKEW or not signing.verify(
             node.public_key, request.signature, signing.heartbeat_bytes(request.node_id, request.timestamp_unix)

@@ -25,5 +25,14 @@ class CoordinatorSettings(BaseSettings):
     exploration: float = Field(0.1, ge=0)
     prior: float = Field(0.1, gt=0, description="Bradley-Terry prior strength (virtual comparisons)")
     seed: int | None = Field(None, description="seed of the dispatch/plan randomness (None: fresh)")
+    key_path: Path = Field(default_factory=lambda: Path.home() / ".config" / "swarmrank" / "coordinator.key",
+                           description="Ed25519 key that signs the ledger (created 0600 on first start)")
+    calibration_bank: Path | None = Field(None, description="JSONL challenge bank (default: generated arithmetic)")
+    calibration_generation: int = Field(4, ge=0, le=64, description="generation challenges at admission")
+    calibration_pairwise: int = Field(2, ge=0, le=32, description="pairwise challenges at admission (each judged in both orders)")
+    calibration_threshold: float = Field(0.5, ge=0, le=1, description="fraction of challenges a node must pass")
+    calibration_timeout: float = Field(120.0, gt=0, description="seconds for each calibration call")
+    refusal_cooldown: float = Field(600.0, ge=0, description="seconds a refused or quarantined key/address must wait")
+    spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot check")
     log_level: str = "INFO"
     log_json: bool = False

@@ -9,8 +9,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import grpc  # noqa: E402
 
-from helpers import CORPORA, BackgroundLoop, RunningCoordinator, RunningNode, build_bigram_onnx, wait_for  # noqa: E402
-from swarmrank.coordinator.settings import CoordinatorSettings  # noqa: E402
+from helpers import (  # noqa: E402
+    CORPORA, BackgroundLoop, RunningCoordinator, RunningNode, build_bigram_onnx, coordinator_settings, wait_for,
+)
 from swarmrank.node.backends.onnx import OnnxBackend  # noqa: E402
 from swarmrank.node.settings import NodeSettings  # noqa: E402
 from swarmrank.protos.v1 import coordinator_pb2 as cpb  # noqa: E402
@@ -48,7 +49,7 @@ requires_models = pytest.mark.skipif(not models_available(), reason="needs the m
 @pytest.fixture()
 def swarm(bg, tmp_path):  # type: ignore[no-untyped-def]
     """A real coordinator and three real nodes (different tiny ONNX models) on 127.0.0.1."""
-    coord = RunningCoordinator(bg, CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db", heartbeat_interval=0.5, seed=7))
+    coord = RunningCoordinator(bg, coordinator_settings(tmp_path, heartbeat_interval=0.5, seed=7))
     nodes = []
     for name, corpus in CORPORA.items():
         model = build_bigram_onnx(tmp_path / f"{name}.onnx", corpus)

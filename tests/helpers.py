@@ -179,3 +179,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: flo
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(interval)
+
+
+def coordinator_settings(tmp_path: Path, **overrides: object):  # type: ignore[no-untyped-def]
+    """Settings for a test coordinator: its own database and key under ``tmp_path``, an ephemeral port.
+    Tiny test models cannot pass arithmetic calibration, so the threshold defaults to 0 here: nodes
+    are still calibrated (the score is recorded as evidence) but always admitted."""
+    from swarmrank.coordinator.settings import CoordinatorSettings
+
+    values = {"listen": "127.0.0.1:0", "db": tmp_path / "c.db", "key_path": tmp_path / "coordinator.key",
+              "calibration_threshold": 0.0, "spot_check_rate": 0.0, **overrides}
+    return CoordinatorSettings(**values)

@@ -9,13 +9,12 @@ import sys
 
 import pytest
 
-from helpers import RunningCoordinator
+from helpers import RunningCoordinator, coordinator_settings
 from swarmrank.client import (
     AsyncClient, Client, Completed, Dispatched, InvalidRequest, JudgingProgress, NotFound, Unavailable,
 )
 from swarmrank.client.cli import main
 from swarmrank.client.config import load_settings
-from swarmrank.coordinator.settings import CoordinatorSettings
 from swarmrank.node.settings import NodeSettings
 
 
@@ -44,7 +43,7 @@ def test_typed_errors(swarm) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_unavailable_is_retried_then_raised(bg, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    coord = RunningCoordinator(bg, CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db"))
+    coord = RunningCoordinator(bg, coordinator_settings(tmp_path))
     try:
         with Client(coord.address, retries=2, backoff=0.01) as client:
             with pytest.raises(Unavailable, match="healthy node"):

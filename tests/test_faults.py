@@ -8,8 +8,7 @@ import threading
 import grpc
 import pytest
 
-from helpers import CORPORA, RunningCoordinator, RunningNode, build_bigram_onnx, wait_for
-from swarmrank.coordinator.settings import CoordinatorSettings
+from helpers import CORPORA, RunningCoordinator, RunningNode, build_bigram_onnx, coordinator_settings, wait_for
 from swarmrank.node.backends.onnx import OnnxBackend
 from swarmrank.node.registration import register_once
 from swarmrank.node.service import NodeService
@@ -65,7 +64,7 @@ def start_custom_node(bg, servicer_cls, identity: Identity, backend, coordinator
 @pytest.fixture()
 def coordinator(bg, tmp_path):  # type: ignore[no-untyped-def]
     # Long heartbeat interval: the custom nodes do not heartbeat, and must stay healthy for the test.
-    c = RunningCoordinator(bg, CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db", heartbeat_interval=60, seed=3))
+    c = RunningCoordinator(bg, coordinator_settings(tmp_path, heartbeat_interval=60, seed=3))
     yield c
     c.stop()
 
@@ -138,7 +137,7 @@ def test_too_few_nodes_is_unavailable_with_a_clear_message(bg, tmp_path, coordin
 
 
 def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = CoordinatorSettings(listen="127.0.0.1:0", db=tmp_path / "c.db", heartbeat_interval=0.3, seed=1)
+    settings = coordinator_settings(tmp_path, heartbeat_interval=0.3, seed=1)
     first = RunningCoordinator(bg, settings)
     nodes = honest_nodes(bg, tmp_path, first, ["paris", "rome", "lyon"])
     try:

@@ -7,14 +7,16 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from swarmrank.coordinator import consensus, dispatch, judging_plan, reputation
+from swarmrank.coordinator import consensus, dispatch, judging_plan
 from swarmrank.coordinator.domain import Candidate, Judgment, NodeRecord
 from swarmrank.coordinator.registry import node_state
+from swarmrank.coordinator.trust import Trust
 from swarmrank.protos.types import ModelInfo, Preference
 
 
 def node(i: int, model: str = "", rep: float = 0.5, conc: int = 1) -> NodeRecord:
-    return NodeRecord(f"n{i}", b"k" * 32, f"127.0.0.1:{i}", (ModelInfo(model or f"m{i}"),), conc, 0.0, 0.0, rep)
+    return NodeRecord(f"n{i}", b"k" * 32, f"127.0.0.1:{i}", (ModelInfo(model or f"m{i}"),), conc, 0.0, 0.0,
+                      Trust(rep, "established", 0.0, 5))
 
 
 # --- dispatch ---------------------------------------------------------------------------------
@@ -127,20 +129,6 @@ def test_identical_answers_are_grouped() -> None:
     cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(["Paris", " Paris\n", "Rome"])]
     groups = consensus.group_answers(cands)
     assert [(g.text, g.authors) for g in groups] == [("Paris", frozenset({"n0", "n1"})), ("Rome", frozenset({"n2"}))]
-
-
-# --- reputation -------------------------------------------------------------------------------
-
-def test_reputation_rewards_agreement_and_rank_and_charges_stake() -> None:
-    js = [judgment(0, 1, Preference.A, "agree"), judgment(1, 0, Preference.B, "agree"),
-          judgment(0, 1, Preference.B, "disagree"), judgment(1, 0, Preference.A, "disagree")]
-    c = consensus.Consensus(np.array([1.0, -1.0]), np.zeros(2), np.array([0.5, 0.1]), [0, 1], 0.9)
-    changes = reputation.round_changes({}, c, js, {"g0": 0, "g1": 1}, [("cheat", "bad_signature")])
-    after = {ch.node_id: ch.after for ch in changes}
-    assert after["agree"] > 0.5 > after["disagree"]
-    assert after["g0"] > 0.5 > after["g1"]
-    assert after["cheat"] == pytest.approx(0.5 - reputation.PENALTY["bad_signature"])
-    assert all(reputation.FLOOR <= v <= reputation.CEILING for v in after.values())
 
 
 def test_node_state_from_heartbeats() -> None:

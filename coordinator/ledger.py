@@ -1,0 +1,161 @@
+"""The tamper-evident ledger: an append-only, hash-chained log of signed entries.
+
+Entry n stores ``body`` (canonical JSON), ``prev_hash`` (the hash of entry n-1; 32 zero bytes for
+the first), ``entry_hash = SHA-256(tag || prev_hash || n || body)`` and the coordinator's Ed25519
+signature of ``entry_hash``. Changing a body breaks its hash; deleting or reordering entries breaks
+the sequence numbers and the chain; forging an entry needs the coordinator's key. The first entry
+("genesis") names the coordinator's public key; ``verify`` can also pin an expected key.
+
+Every reputation event and every round summary is an entry; the node table is a deterministic
+replay of the events (``reputation.replay``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from swarmrank.protos import signing
+from swarmrank.protos.signing import Identity
+
+from . import reputation
+
+ZERO_HASH = bytes(32)
+TAG = b"swarmrank/ledger/1\x00"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    seq INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    entry_hash BLOB NOT NULL,
+    signature BLOB NOT NULL
+);
+"""
+
+
+def canonical(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_hash(prev_hash: bytes, seq: int, body: str) -> bytes:
+    return hashlib.sha256(TAG + prev_hash + struct.pack(">q", seq) + body.encode("utf-8")).digest()
+
+
+def genesis_body(identity: Identity) -> dict[str, Any]:
+    rule = {"probation": reputation.PROBATION, "quarantine": reputation.QUARANTINE, "rates": reputation.RATES,
+            "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
+            "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP}
+    return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
+
+
+class LedgerWriter:
+    """Appends entries inside the caller's transaction (see ``Store.commit``)."""
+
+    def __init__(self, db: sqlite3.Connection, identity: Identity) -> None:
+        self._identity = identity
+        row = db.execute("SELECT seq, entry_hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        self._seq, self._hash = (int(row[0]), bytes(row[1])) if row else (0, ZERO_HASH)
+        if row is None:
+            db.execute("BEGIN IMMEDIATE")
+            self.append(db, [genesis_body(identity)])
+            db.execute("COMMIT")
+
+    def append(self, db: sqlite3.Connection, bodies: list[dict[str, Any]]) -> None:
+        seq, prev = self._seq, self._hash
+        rows = []
+        for body in bodies:
+            seq += 1
+            text = canonical(body)
+            h = entry_hash(prev, seq, text)
+            rows.append((seq, text, prev, h, self._identity.sign(h)))
+            prev = h
+        db.executemany("INSERT INTO ledger VALUES (?,?,?,?,?)", rows)
+        self._seq, self._hash = seq, prev  # the caller commits; on rollback it must call reload()
+
+    def reload(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT seq, entry_hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        self._seq, self._hash = (int(row[0]), bytes(row[1])) if row else (0, ZERO_HASH)
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+    coordinator_key: str = ""
+
+
+def _rows(db_path: Path) -> Iterator[tuple[int, str, bytes, bytes, bytes]]:
+    db = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    try:
+        for seq, body, prev, h, sig in db.execute("SELECT seq, body, prev_hash, entry_hash, signature FROM ledger ORDER BY rowid"):
+            yield int(seq), body, bytes(prev), bytes(h), bytes(sig)
+    finally:
+        db.close()
+
+
+def verify(db_path: Path, public_key: bytes | None = None) -> Verification:
+    """Check the whole chain; report the first entry that is out of place, altered or unsigned."""
+    expected_prev, expected_seq, key, count = ZERO_HASH, 1, public_key, 0
+    for seq, body, prev, h, sig in _rows(db_path):
+        count += 1
+
+        def bad(reason: str, at: int = seq) -> Verification:
+            return Verification(False, count, at, reason, key.hex() if key else "")
+
+        if seq != expected_seq:
+            return bad(f"expected entry {expected_seq} here, found {seq} (an entry was deleted or moved)", expected_seq)
+        if prev != expected_prev:
+            return bad("its prev_hash does not match the entry before it (entries deleted or reordered)")
+        if entry_hash(prev, seq, body) != h:
+            return bad("its hash does not match its content (the entry was altered)")
+        if seq == 1:
+            genesis = json.loads(body)
+            if genesis.get("kind") != "genesis":
+                return bad("the first entry is not a genesis entry")
+            declared = bytes.fromhex(genesis["coordinator_key"])
+            if key is not None and declared != key:
+                return bad("genesis names a different coordinator key than the pinned one")
+            key = declared
+        assert key is not None
+        if not signing.verify(key, sig, h):
+            return bad("its signature does not verify with the coordinator key")
+        expected_prev, expected_seq = h, seq + 1
+    return Verification(True, count, None, "", key.hex() if key else "")
+
+
+def events(db_path: Path) -> list[reputation.Event]:
+    """The reputation events recorded in the ledger, in order (round summaries are skipped)."""
+    out = []
+    for _, body, *_ in _rows(db_path):
+        data = json.loads(body)
+        if data.get("kind") in ("admit", "refuse", "evidence", "penalty"):
+            out.append(reputation.Event.from_body(data))
+    return out
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    table: dict[str, reputation.Trust]
+    mismatches: list[str]  # nodes whose stored trust differs from the replay
+
+
+def replay_and_compare(db_path: Path) -> ReplayReport:
+    """Rebuild every node's trust from the ledger and compare it with the stored node table."""
+    table = reputation.replay(events(db_path))
+    db = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
+    try:
+        stored = {r[0]: reputation.Trust(r[1], r[2], r[4], r[3]) for r in
+                  db.execute("SELECT node_id, score, status, truths_passed, trust_updated_unix FROM nodes")}
+    finally:
+        db.close()
+    mismatches = sorted(n for n in set(table) | set(stored) if table.get(n) != stored.get(n))
+    return ReplayReport(table, mismatches)

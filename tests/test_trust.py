@@ -1,0 +1,213 @@
+"""The trust layer's pure parts: reputation rule, ledger chain, calibration checking."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from swarmrank.coordinator import ledger, reputation
+from swarmrank.coordinator.calibration import (
+    ChallengeBank, GenerationChallenge, final_answer, is_correct, pairwise_score,
+)
+from swarmrank.coordinator.consensus import Consensus
+from swarmrank.coordinator.domain import Judgment
+from swarmrank.coordinator.reputation import Event, apply, judge_weight, replay
+from swarmrank.coordinator.store import Store
+from swarmrank.coordinator.trust import Trust
+from swarmrank.protos.signing import Identity
+from swarmrank.protos.types import Preference
+
+
+def admitted(node: str = "n", ts: float = 0.0) -> Trust:
+    return apply(None, Event("admit", node, ts, "calibration", 1.0))
+
+
+def evidence(t: Trust, source: str, value: float, ts: float = 0.0) -> Trust:
+    return apply(t, Event("evidence", "n", ts, source, value))
+
+
+# --- reputation rule -----------------------------------------------------------------------------
+
+def test_admission_starts_on_probation_with_capped_weight() -> None:
+    t = admitted()
+    assert (t.score, t.status) == (reputation.PROBATION, "probation")
+    assert judge_weight(t) == reputation.PROBATION_WEIGHT_CAP
+
+
+def test_ground_truth_weighs_more_than_agreement() -> None:
+    t = admitted()
+    assert evidence(t, "spot_check", 1.0).score - t.score > evidence(t, "judge_agreement", 1.0).score - t.score > 0
+
+
+def test_established_after_enough_ground_truth_then_uncapped_weight() -> None:
+    t = admitted()
+    for _ in range(reputation.PROVEN_AFTER):
+        t = evidence(t, "spot_check", 1.0)
+    assert t.status == "established" and judge_weight(t) == pytest.approx(t.score**2)
+
+
+def test_sybil_wave_weighs_less_than_one_established_node() -> None:
+    honest = admitted()
+    for _ in range(reputation.PROVEN_AFTER + 3):
+        honest = evidence(honest, "spot_check", 1.0)
+    sybils = [admitted(f"s{i}") for i in range(10)]
+    # even if every Sybil passes a few ground-truth checks, probation caps its weight
+    sybils = [evidence(evidence(s, "spot_check", 1.0), "judge_agreement", 1.0) for s in sybils]
+    assert sum(judge_weight(s) for s in sybils) < judge_weight(honest)
+
+
+def test_failing_ground_truth_quarantines_and_quarantine_is_sticky() -> None:
+    t = admitted()
+    rounds = 0
+    while t.status != "quarantined":
+        t = evidence(t, "spot_check", 0.0)
+        rounds += 1
+    assert rounds == 2 and t.score < reputation.QUARANTINE and not t.eligible
+    later = evidence(t, "judge_agreement", 1.0, ts=10 * reputation.DECAY_SECONDS)
+    assert later.status == "quarantined"  # only a new admission brings it back
+    assert apply(later, Event("admit", "n", 1.0, "calibration", 1.0)).status == "probation"
+
+
+def test_penalties_are_stake() -> None:
+    t = admitted()
+    assert apply(t, Event("penalty", "n", 0.0, "bad_signature")).score == pytest.approx(t.score - reputation.PENALTY["bad_signature"])
+
+
+def test_decay_relaxes_toward_probation() -> None:
+    t = admitted()
+    for _ in range(8):
+        t = evidence(t, "spot_check", 1.0)
+    high = t.score
+    relaxed = reputation.decayed(t, t.updated_unix + reputation.DECAY_SECONDS)
+    assert reputation.PROBATION < relaxed.score < high
+    assert relaxed.score - reputation.PROBATION == pytest.approx((high - reputation.PROBATION) / np.e)
+
+
+def judgment(judge: str, a: int, b: int, pref: Preference) -> Judgment:
+    return Judgment(judge, f"{judge}{a}{b}", a, b, pref, 0.0, "", 1.0, b"", b"")
+
+
+def test_agreement_is_chance_corrected() -> None:
+    consensus = Consensus(np.array([1.0, -1.0]), np.zeros(2), np.array([0.5, 0.1]), [0, 1], 0.9)
+    judgments = [judgment("always_a", 0, 1, Preference.A), judgment("always_a", 1, 0, Preference.A),
+                 judgment("good", 0, 1, Preference.A), judgment("good", 1, 0, Preference.B),
+                 judgment("tie", 0, 1, Preference.TIE), judgment("tie", 1, 0, Preference.TIE)]
+    events = {e.node_id: e.value for e in reputation.round_events("r", 0.0, consensus, judgments, {}, [])}
+    assert events == {"always_a": 0.0, "good": 1.0, "tie": 0.0}
+
+
+def test_replay_is_deterministic_and_equals_incremental() -> None:
+    rng = np.random.default_rng(0)
+    events = [Event("admit", f"n{i}", 0.0, "calibration", 0.8) for i in range(4)]
+    for k in range(300):
+        node = f"n{int(rng.integers(0, 4))}"
+        if rng.random() < 0.1:
+            events.append(Event("penalty", node, float(k), "no_show"))
+        else:
+            events.append(Event("evidence", node, float(k), str(rng.choice(list(reputation.RATES))), float(rng.random())))
+    table = replay(events)
+    assert replay(events) == table
+    assert replay(Event.from_body(json.loads(json.dumps(e.to_body()))) for e in events) == table
+
+
+# --- ledger -------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def filled_ledger(tmp_path):  # type: ignore[no-untyped-def]
+    key = Identity.generate()
+    store = Store(tmp_path / "l.db", key)
+    for i in range(6):
+        store.commit([{"kind": "round", "round": f"r{i}", "ts": float(i)}], {})
+    store.close()
+    return tmp_path / "l.db", key
+
+
+def _edit(path, sql: str, *args) -> None:  # type: ignore[no-untyped-def]
+    db = sqlite3.connect(path)
+    db.execute(sql, args)
+    db.commit()
+    db.close()
+
+
+def test_intact_ledger_verifies(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+    path, key = filled_ledger
+    v = ledger.verify(path, key.public_key)
+    assert v.ok and v.entries == 7 and v.first_bad_seq is None
+
+
+def test_tampered_entry_is_named(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+    path, key = filled_ledger
+    _edit(path, "UPDATE ledger SET body = replace(body, 'r3', 'rX') WHERE seq = 5")
+    v = ledger.verify(path, key.public_key)
+    assert not v.ok and v.first_bad_seq == 5 and "altered" in v.reason
+
+
+def test_deleted_entry_is_named(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+    path, key = filled_ledger
+    _edit(path, "DELETE FROM ledger WHERE seq = 4")
+    v = ledger.verify(path, key.public_key)
+    assert not v.ok and v.first_bad_seq == 4 and "deleted" in v.reason
+
+
+def test_reordered_entries_are_named(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+    path, key = filled_ledger
+    db = sqlite3.connect(path)
+    a = db.execute("SELECT body, prev_hash, entry_hash, signature FROM ledger WHERE seq = 3").fetchone()
+    b = db.execute("SELECT body, prev_hash, entry_hash, signature FROM ledger WHERE seq = 4").fetchone()
+    db.execute("UPDATE ledger SET body=?, prev_hash=?, entry_hash=?, signature=? WHERE seq = 3", b)
+    db.execute("UPDATE ledger SET body=?, prev_hash=?, entry_hash=?, signature=? WHERE seq = 4", a)
+    db.commit()
+    db.close()
+    v = ledger.verify(path, key.public_key)
+    assert not v.ok and v.first_bad_seq == 3
+
+
+def test_forged_entry_with_recomputed_hash_fails_the_signature(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+    path, key = filled_ledger
+    db = sqlite3.connect(path)
+    prev = db.execute("SELECT entry_hash FROM ledger WHERE seq = 6").fetchone()[0]
+    body = ledger.canonical({"kind": "round", "round": "forged", "ts": 9.0})
+    db.execute("INSERT INTO ledger VALUES (?,?,?,?,?)", (8, body, prev, ledger.entry_hash(prev, 8, body), b"x" * 64))
+    db.execute("DELETE FROM ledger WHERE seq = 7")
+    db.execute("UPDATE ledger SET seq = 7 WHERE seq = 8")
+    db.commit()
+    db.close()
+    v = ledger.verify(path, key.public_key)
+    assert not v.ok and v.first_bad_seq == 7
+    assert not ledger.verify(path, Identity.generate().public_key).ok  # and a pinned key must match genesis
+
+
+# --- calibration --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, answer, ok", [
+    ("12", "12", True), ("7 + 5 = 12.", "12", True), ("The answer is 1,024", "1024", True),
+    ("I think 11", "12", False), ("no idea", "12", False), ("-3", "-3", True),
+    ("The answer is C.", "C", True), ("B) because...", "B", True), ("answer: (d)", "D", True), ("Paris", "A", False),
+])
+def test_answer_checking(text: str, answer: str, ok: bool) -> None:
+    assert is_correct(text, GenerationChallenge("q", answer)) is ok
+
+
+def test_final_answer_takes_the_last_number() -> None:
+    assert final_answer("3 + 4 = 7, so 7 * 2 = 14", "number") == "14"
+
+
+def test_pairwise_score_needs_both_orders() -> None:
+    assert pairwise_score([(True, False), (True, True), (False, True), (True, True)]) == 0.5
+
+
+def test_bank_from_file_and_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "bank.jsonl"
+    good.write_text('{"question": "2+2?", "answer": "4"}\n\n{"question": "Capital?", "better": "Paris", "worse": "Rome"}\n')
+    bank = ChallengeBank.from_file(good)
+    assert len(bank.generation) == 1 and len(bank.pairwise) == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "x"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        ChallengeBank.from_file(bad)
+    arithmetic = ChallengeBank.arithmetic(size=20, seed=1)
+    assert all(is_correct(c.answer, c) for c in arithmetic.generation)
+    assert ChallengeBank.arithmetic(size=20, seed=1).generation == arithmetic.generation
