@@ -6,7 +6,7 @@ from swarmrank.node.convert import model_info_from_pb, model_info_to_pb
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 
 from .domain import (
-    AskParams, CandidateArrived, Dispatched, Failure, JudgingProgress, NodeRecord, RoundEvent, RoundResult,
+    AskParams, CandidateArrived, Dispatched, Failure, JudgingProgress, NodeRecord, RoundEvent, RoundResult, candidate_label,
 )
 
 
@@ -38,7 +38,7 @@ def result_to_pb(r: RoundResult) -> cpb.RoundResult:
         judgments=[
             cpb.Judgment(
                 judge_node_id=j.judge_node_id, comparison_id=j.comparison_id,
-                candidate_a_id=_answer_label(r, j.answer_a), candidate_b_id=_answer_label(r, j.answer_b),
+                candidate_a_id=candidate_label(j.answer_a), candidate_b_id=candidate_label(j.answer_b),
                 preference=int(j.preference), confidence=j.confidence, rationale=j.rationale, weight=j.weight,
                 signature=j.signature, nonce=j.nonce,
             )
@@ -48,11 +48,6 @@ def result_to_pb(r: RoundResult) -> cpb.RoundResult:
         elapsed_seconds=r.elapsed_seconds,
         created_unix=r.created_unix,
     )
-
-
-def _answer_label(r: RoundResult, answer_index: int) -> str:
-    """Judgments compare answers; name each by its first candidate (identical answers share one)."""
-    return next(rc.candidate.candidate_id for rc in r.candidates if rc.answer_index == answer_index)
 
 
 def event_to_pb(e: RoundEvent) -> cpb.RoundEvent:

@@ -47,7 +47,7 @@ class Candidate:
 class Judgment:
     judge_node_id: str
     comparison_id: str
-    answer_a: int  # index into the round's distinct answers
+    answer_a: int  # index of a candidate of the round
     answer_b: int
     preference: Preference
     confidence: float
@@ -64,10 +64,14 @@ class Failure:
     reason: str
 
 
+def candidate_label(index: int) -> str:
+    """The anonymised id of the round's index-th candidate."""
+    return f"c{index}"
+
+
 @dataclass(frozen=True)
 class RankedCandidate:
     candidate: Candidate
-    answer_index: int  # candidates with identical text share one answer (and its strength)
     strength: float
     standard_error: float
     win_probability: float

@@ -53,6 +53,8 @@ class ComparisonOrder:
     comparison_id: str
     answer_a: str
     answer_b: str
+    nonce_a: bytes = b""
+    nonce_b: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ class GrpcNodeClient:
     ) -> JudgeReply:
         request = pb.JudgeRequest(
             round_id=round_id, nonce=nonce, question=question,
-            comparisons=[pb.Comparison(comparison_id=c.comparison_id, answer_a=c.answer_a, answer_b=c.answer_b) for c in comparisons],
+            comparisons=[pb.Comparison(comparison_id=c.comparison_id, answer_a=c.answer_a, answer_b=c.answer_b,
+                                       nonce_a=c.nonce_a, nonce_b=c.nonce_b) for c in comparisons],
         )
         try:
             reply = await self._stub(address).Judge(request, timeout=timeout)

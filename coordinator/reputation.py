@@ -4,11 +4,14 @@
 Rule (all constants below; see README "Trust"):
 - **Admission.** Passing calibration puts a node on probation at ``PROBATION``; failing refuses it.
   A quarantined node comes back only through a new admission (re-calibration).
-- **Evidence** moves the score toward a value v in [0, 1] with a per-source rate:
-  ground truth weighs most (calibration and spot checks, rate 0.3, v = fraction correct), then
-  judge agreement with the round's consensus (rate 0.1, chance-corrected: v = max(0, 2a - 1) for
-  agreement a, so random and always-"A" judges earn 0), then generator rank (rate 0.05, v = 1 for
-  the winning answer down to 0 for the last).
+- **Evidence** moves the score toward a value v with a per-source rate. Each round gives one value
+  per node: its *worst* role in that round (a node is as trustworthy as its worst behaviour, so
+  good answers cannot buy cover for bad verdicts). A generator's value is its answer's rank
+  (1 for the winner down to 0 for the last); a judge's is its chance-corrected agreement 2a - 1
+  in [-1, 1] (agreement a with the consensus, ties count half), so random and always-"A" judges
+  drift to 0 and a judge that votes against the consensus is pushed down. Hidden spot checks and
+  calibration are ground truth and weigh most (rate 0.3; generators: right or wrong, judges:
+  2a - 1 on pairs where exactly one answer is right); normal rounds weigh less (rate 0.1).
 - **Stake.** A bad or replayed signature, a verdict for a pair not asked, or a no-show after accepting
   work costs a fixed penalty at once.
 - **Decay.** Between events a score relaxes toward ``PROBATION`` with time constant
@@ -36,7 +39,7 @@ QUARANTINE = 0.1
 PROVEN_AFTER = 5
 PROBATION_WEIGHT_CAP = 0.02
 DECAY_SECONDS = 7 * 86400.0
-RATES = {"calibration": 0.3, "spot_check": 0.3, "judge_agreement": 0.1, "generator_rank": 0.05}
+RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1}
 GROUND_TRUTH = ("calibration", "spot_check")
 PENALTY = {"bad_signature": 0.15, "unasked_verdict": 0.1, "no_show": 0.05}
 
@@ -122,6 +125,16 @@ def agreement(judgment: Judgment, consensus: Consensus) -> float:
     return 1.0 if (judgment.preference == Preference.A) == (sa > sb) else 0.0
 
 
+def _worst_role_events(round_id: str, ts: float, source: str, generators: Mapping[str, float],
+                       judges: Mapping[str, list[float]]) -> list[Event]:
+    """One event per node: the minimum of its generator value and its judge value 2a - 1."""
+    values: dict[str, float] = dict(generators)
+    for node, agreements in judges.items():
+        judged = 2.0 * sum(agreements) / len(agreements) - 1.0
+        values[node] = min(values.get(node, judged), judged)
+    return [Event("evidence", node, ts, source, values[node], round_id) for node in sorted(values)]
+
+
 def round_events(
     round_id: str,
     ts: float,
@@ -130,19 +143,27 @@ def round_events(
     answer_of_generator: Mapping[str, int],
     penalties: Sequence[tuple[str, str]],
 ) -> list[Event]:
-    """The evidence a normal round gives about its nodes, in a deterministic order."""
+    """The evidence a normal round gives about its nodes (penalties first), in a deterministic order."""
     events = [Event("penalty", node, ts, reason, 0.0, round_id) for node, reason in penalties]
-    if consensus is None:
+    if consensus is None or len(consensus.ranking) < 2:
         return events
-    scores: dict[str, list[float]] = {}
-    for j in judgments:
-        scores.setdefault(j.judge_node_id, []).append(agreement(j, consensus))
-    for node in sorted(scores):
-        rate = sum(scores[node]) / len(scores[node])
-        events.append(Event("evidence", node, ts, "judge_agreement", max(0.0, 2.0 * rate - 1.0), round_id))
     n = len(consensus.ranking)
-    if n > 1:
-        place = {answer: position for position, answer in enumerate(consensus.ranking)}
-        for node in sorted(answer_of_generator):
-            events.append(Event("evidence", node, ts, "generator_rank", 1.0 - place[answer_of_generator[node]] / (n - 1), round_id))
-    return events
+    place = {answer: position for position, answer in enumerate(consensus.ranking)}
+    generators = {node: 1.0 - place[answer] / (n - 1) for node, answer in answer_of_generator.items()}
+    judges: dict[str, list[float]] = {}
+    for j in judgments:
+        judges.setdefault(j.judge_node_id, []).append(agreement(j, consensus))
+    return events + _worst_role_events(round_id, ts, "round", generators, judges)
+
+
+def spot_check_events(
+    round_id: str, ts: float, correct: Sequence[bool], answer_of_generator: Mapping[str, int], judgments: Sequence[Judgment]
+) -> list[Event]:
+    """Ground truth from a hidden calibration round: ``correct[i]`` says whether answer i is right."""
+    generators = {node: 1.0 if correct[answer] else 0.0 for node, answer in answer_of_generator.items()}
+    judges: dict[str, list[float]] = {}
+    for j in judgments:
+        if correct[j.answer_a] != correct[j.answer_b]:
+            right = Preference.A if correct[j.answer_a] else Preference.B
+            judges.setdefault(j.judge_node_id, []).append(0.5 if j.preference == Preference.TIE else float(j.preference == right))
+    return _worst_role_events(round_id, ts, "spot_check", generators, judges)

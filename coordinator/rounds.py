@@ -19,13 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmrank.protos import limits, signing
-from swarmrank.protos.types import Preference
 
 from . import consensus as consensus_mod
 from . import dispatch, judging_plan, reputation
 from .domain import (
     AskParams, Candidate, CandidateArrived, Dispatched, Failure, Judgment, JudgingProgress, NodeRecord,
-    RankedCandidate, RoundEvent, RoundResult,
+    RankedCandidate, RoundEvent, RoundResult, candidate_label,
 )
 from .errors import InvalidAsk, QuorumNotReached, UnknownRound
 from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClient
@@ -129,18 +128,16 @@ class RoundRunner:
 
         candidates = await self._generate(state, chosen)
         if len(candidates) < self._settings.min_quorum:
-            self._learn(state, None, [], [], {}, None, [])
+            self._learn(state, None, [], [], None)
             raise QuorumNotReached(
                 f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {self._settings.min_quorum}"
             )
-        answers = consensus_mod.group_answers(candidates)
-        judgments = await self._judge(state, answers, [n for n in available if n.node_id not in {f.node_id for f in state.failures}])
-        trusts = self._registry.trusts()
-        votes = [sum(trusts[a].score if a in trusts else 0.0 for a in answer.authors) for answer in answers]
-        verdict = consensus_mod.aggregate(len(answers), judgments, votes, prior=self._settings.prior)
-        result = self._result(state, candidates, answers, judgments, verdict, started, created)
-        answer_of = {c.node_id: i for i, a in enumerate(answers) for c in (candidates[j] for j in a.candidate_indices)}
-        self._learn(state, verdict, judgments, candidates, answer_of, spot_check, answers, result)
+        failed = {f.node_id for f in state.failures}
+        judgments = await self._judge(state, candidates, [n for n in available if n.node_id not in failed])
+        votes = consensus_mod.support(candidates, self._registry.trusts())
+        verdict = consensus_mod.aggregate(len(candidates), judgments, votes, prior=self._settings.prior)
+        result = self._result(state, candidates, judgments, verdict, started, created)
+        self._learn(state, verdict, judgments, candidates, spot_check, result)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
@@ -188,17 +185,16 @@ class RoundRunner:
 
         results = await asyncio.gather(*(one(n) for n in chosen))
         arrived = [c for c in results if c is not None]
-        return [dataclasses.replace(c, candidate_id=f"c{i}") for i, c in enumerate(arrived)]
+        return [dataclasses.replace(c, candidate_id=candidate_label(i)) for i, c in enumerate(arrived)]
 
-    async def _judge(
-        self, state: _RoundState, answers: Sequence[consensus_mod.Answer], judges: Sequence[NodeRecord]
-    ) -> list[Judgment]:
-        if len(answers) < 2:
+    async def _judge(self, state: _RoundState, candidates: Sequence[Candidate], judges: Sequence[NodeRecord]) -> list[Judgment]:
+        if len(candidates) < 2:
             return []
         by_id = {n.node_id: n for n in judges}
-        pairs = judging_plan.schedule(len(answers), self._rng)
+        texts = [c.text.strip() for c in candidates]
+        pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
         planned, unassigned = judging_plan.assign(
-            pairs, [a.authors for a in answers], sorted(by_id), self._rng, round_tag=uuid.uuid4().hex[:8]
+            pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id), self._rng, round_tag=uuid.uuid4().hex[:8]
         )
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
@@ -214,7 +210,8 @@ class RoundRunner:
             node = by_id[judge_id]
             nonce = os.urandom(16)
             asked = {p.comparison_id: p for p in batch}
-            orders = [ComparisonOrder(p.comparison_id, answers[p.answer_a].text, answers[p.answer_b].text) for p in batch]
+            orders = [ComparisonOrder(p.comparison_id, candidates[p.answer_a].text, candidates[p.answer_b].text,
+                                      candidates[p.answer_a].nonce, candidates[p.answer_b].nonce) for p in batch]
             try:
                 async with asyncio.timeout(self._settings.judge_timeout):
                     reply = await self._client.judge(node.address, state.round_id, nonce, state.params.prompt, orders,
@@ -235,7 +232,7 @@ class RoundRunner:
                     continue
                 seen.add(v.comparison_id)
                 payload = signing.verdict_bytes(state.round_id, nonce, judge_id, v.comparison_id,
-                                                answers[p.answer_a].text, answers[p.answer_b].text,
+                                                candidates[p.answer_a].text, candidates[p.answer_b].text,
                                                 int(v.preference or 0))
                 if (v.preference is None or reply.judge_node_id != judge_id
                         or not signing.verify(node.public_key, v.signature, payload)):
@@ -252,33 +249,31 @@ class RoundRunner:
         judgments.sort(key=lambda j: j.comparison_id)
         return judgments
 
-    def _result(self, state: _RoundState, candidates: Sequence[Candidate], answers: Sequence[consensus_mod.Answer],
-                judgments: Sequence[Judgment], verdict: consensus_mod.Consensus, started: float, created: float) -> RoundResult:
-        rank_of = {answer: position + 1 for position, answer in enumerate(verdict.ranking)}
-        answer_of = {ci: ai for ai, a in enumerate(answers) for ci in a.candidate_indices}
-        trusts = self._registry.trusts()
-        ranked = sorted(
-            (RankedCandidate(c, answer_of[i], float(verdict.strengths[answer_of[i]]),
-                             float(verdict.standard_errors[answer_of[i]]), float(verdict.win_probability[answer_of[i]]),
-                             rank_of[answer_of[i]]) for i, c in enumerate(candidates)),
-            key=lambda r: (r.rank, -(trusts[r.candidate.node_id].score if r.candidate.node_id in trusts else 0.0),
-                           r.candidate.candidate_id),
+    def _result(self, state: _RoundState, candidates: Sequence[Candidate], judgments: Sequence[Judgment],
+                verdict: consensus_mod.Consensus, started: float, created: float) -> RoundResult:
+        rank_of = {index: position + 1 for position, index in enumerate(verdict.ranking)}
+        ranked = tuple(
+            RankedCandidate(candidates[i], float(verdict.strengths[i]), float(verdict.standard_errors[i]),
+                            float(verdict.win_probability[i]), rank_of[i])
+            for i in verdict.ranking
         )
         winner = ranked[0].candidate
         return RoundResult(
             round_id=state.round_id, prompt=state.params.prompt, answer=winner.text, winner_node_id=winner.node_id,
-            winner_candidate_id=winner.candidate_id, confidence=verdict.confidence, candidates=tuple(ranked),
+            winner_candidate_id=winner.candidate_id, confidence=verdict.confidence, candidates=ranked,
             judgments=tuple(judgments), failures=tuple(state.failures),
             elapsed_seconds=time.perf_counter() - started, created_unix=created,
         )
 
     def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
-               candidates: Sequence[Candidate], answer_of: dict[str, int], spot_check: GenerationChallenge | None,
-               answers: Sequence[consensus_mod.Answer], result: RoundResult | None = None) -> None:
+               candidates: Sequence[Candidate], spot_check: GenerationChallenge | None,
+               result: RoundResult | None = None) -> None:
         ts = self._registry.clock()
+        answer_of = {c.node_id: i for i, c in enumerate(candidates)}
         events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties)
-        if spot_check is not None and answers:
-            events += ground_truth_events(state.round_id, ts, spot_check, candidates, answers, judgments)
+        if spot_check is not None and candidates:
+            correct = [is_correct(c.text, spot_check) for c in candidates]
+            events += reputation.spot_check_events(state.round_id, ts, correct, answer_of, judgments)
         summaries = []
         if result is not None:
             summaries.append({
@@ -314,21 +309,3 @@ class RoundRunner:
         for task in list(self._spot_checks):
             task.cancel()
         await asyncio.gather(*self._spot_checks, return_exceptions=True)
-
-
-def ground_truth_events(round_id: str, ts: float, challenge: GenerationChallenge, candidates: Sequence[Candidate],
-                        answers: Sequence[consensus_mod.Answer], judgments: Sequence[Judgment]) -> list[reputation.Event]:
-    """Spot-check evidence: was each generator's answer right, and did each judge prefer the right
-    answer where exactly one of the two was right (chance-corrected, as for judge agreement)?"""
-    correct = [is_correct(a.text, challenge) for a in answers]
-    events = [reputation.Event("evidence", c.node_id, ts, "spot_check",
-                               1.0 if is_correct(c.text, challenge) else 0.0, round_id) for c in sorted(candidates, key=lambda c: c.node_id)]
-    scores: dict[str, list[float]] = {}
-    for j in judgments:
-        if correct[j.answer_a] != correct[j.answer_b]:
-            right = Preference.A if correct[j.answer_a] else Preference.B
-            scores.setdefault(j.judge_node_id, []).append(0.5 if j.preference == Preference.TIE else float(j.preference == right))
-    for node in sorted(scores):
-        accuracy = sum(scores[node]) / len(scores[node])
-        events.append(reputation.Event("evidence", node, ts, "spot_check", max(0.0, 2.0 * accuracy - 1.0), round_id))
-    return events

@@ -54,7 +54,7 @@ def judge_call_from_pb(r: pb.JudgeRequest) -> JudgeCall:
         nonce=r.nonce,
         model=r.model,
         question=r.question,
-        comparisons=tuple(ComparisonItem(c.comparison_id, c.answer_a, c.answer_b) for c in r.comparisons),
+        comparisons=tuple(ComparisonItem(c.comparison_id, c.answer_a, c.answer_b, c.nonce_a, c.nonce_b) for c in r.comparisons),
     )
 
 

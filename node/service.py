@@ -56,6 +56,8 @@ class ComparisonItem:
     comparison_id: str
     answer_a: str
     answer_b: str
+    nonce_a: bytes = b""  # nonce of the Generate request behind each answer (empty: unknown)
+    nonce_b: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,8 @@ class NodeService:
         self.admission = Admission(backend.max_concurrency, max_queue)
         self._max_queue = max_queue
         self._executor = executor or ThreadPoolExecutor(max_workers=backend.max_concurrency, thread_name_prefix="model")
-        # Hashes of the answers this node produced, per round: a judge batch must not contain them.
+        # What this node produced, per round: the nonces it generated for and the hashes of its
+        # answers. A judge batch must not contain them.
         self._produced: OrderedDict[str, set[bytes]] = OrderedDict()
 
     def describe(self) -> Description:
@@ -200,7 +203,7 @@ class NodeService:
             if completion is None:
                 raise BackendFailure("backend ended without a completion")
             elapsed = time.perf_counter() - started
-        self._remember(call.round_id, completion.text)
+        self._remember(call.round_id, call.nonce, completion.text)
         signature = self.identity.sign(
             signing.candidate_bytes(call.round_id, call.nonce, self.identity.node_id, model, completion.text)
         )
@@ -252,8 +255,8 @@ class NodeService:
             with contextlib.suppress(Exception):
                 await asyncio.shield(worker)
 
-    def _remember(self, round_id: str, text: str) -> None:
-        self._produced.setdefault(round_id, set()).add(signing.sha256(text))
+    def _remember(self, round_id: str, nonce: bytes, text: str) -> None:
+        self._produced.setdefault(round_id, set()).update((b"nonce:" + nonce, b"text:" + signing.sha256(text)))
         self._produced.move_to_end(round_id)
         while len(self._produced) > 4096:
             self._produced.popitem(last=False)
@@ -275,12 +278,15 @@ class NodeService:
             if c.comparison_id in seen:
                 raise InvalidRequest(f"comparison id {c.comparison_id!r} appears twice")
             seen.add(c.comparison_id)
-            for side, answer in (("a", c.answer_a), ("b", c.answer_b)):
+            for side, answer, nonce in (("a", c.answer_a, c.nonce_a), ("b", c.answer_b, c.nonce_b)):
                 if not answer.strip():
                     raise InvalidRequest(f"comparison {c.comparison_id!r}: answer_{side} is empty")
                 if len(answer) > limits.MAX_ANSWER_CHARS:
                     raise InvalidRequest(f"comparison {c.comparison_id!r}: answer_{side} is longer than {limits.MAX_ANSWER_CHARS} characters")
-                if signing.sha256(answer) in own:
+                # With a nonce, "own" means this node's candidate; another node's identical text is
+                # fair to judge. Without one, any answer this node wrote in the round counts as its own.
+                mine = (b"nonce:" + nonce) in own if nonce else (b"text:" + signing.sha256(answer)) in own
+                if mine:
                     raise InvalidRequest(f"comparison {c.comparison_id!r} asks this node to judge its own candidate")
 
     async def judge(self, call: JudgeCall) -> list[SignedVerdict]:

@@ -130,6 +130,13 @@ def test_bad_judge_batches(node) -> None:  # type: ignore[no-untyped-def]
         assert fragment in info.value.details()
     # Its own answer from another round is fine to judge: ownership is per round.
     assert len(judge(pb.Comparison(comparison_id="a", answer_a="other", answer_b=own), round_id="r2").verdicts) == 1
+    # With generation nonces, ownership is by candidate: another node's identical text may be judged,
+    # the candidate this node produced (generated under NONCE) may not.
+    other_nonce = os.urandom(16)
+    assert len(judge(pb.Comparison(comparison_id="a", answer_a="x", answer_b=own, nonce_a=other_nonce, nonce_b=other_nonce)).verdicts) == 1
+    with pytest.raises(grpc.RpcError) as info:
+        judge(pb.Comparison(comparison_id="a", answer_a="x", answer_b=own, nonce_a=other_nonce, nonce_b=NONCE))
+    assert "its own candidate" in info.value.details()
 
 
 def test_health_and_reflection(node) -> None:  # type: ignore[no-untyped-def]

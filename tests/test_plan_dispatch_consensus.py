@@ -125,10 +125,10 @@ def test_no_judgments_falls_back_to_votes() -> None:
     assert c.ranking == [1, 2, 0]
 
 
-def test_identical_answers_are_grouped() -> None:
+def test_support_counts_every_author_of_the_same_text() -> None:
     cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(["Paris", " Paris\n", "Rome"])]
-    groups = consensus.group_answers(cands)
-    assert [(g.text, g.authors) for g in groups] == [("Paris", frozenset({"n0", "n1"})), ("Rome", frozenset({"n2"}))]
+    trusts = {f"n{i}": Trust(0.5, "probation", 0.0, 0) for i in range(3)}
+    assert consensus.support(cands, trusts) == [1.0, 1.0, 0.5]
 
 
 def test_node_state_from_heartbeats() -> None:

@@ -39,7 +39,7 @@ def test_admission_starts_on_probation_with_capped_weight() -> None:
 
 def test_ground_truth_weighs_more_than_agreement() -> None:
     t = admitted()
-    assert evidence(t, "spot_check", 1.0).score - t.score > evidence(t, "judge_agreement", 1.0).score - t.score > 0
+    assert evidence(t, "spot_check", 1.0).score - t.score > evidence(t, "round", 1.0).score - t.score > 0
 
 
 def test_established_after_enough_ground_truth_then_uncapped_weight() -> None:
@@ -55,7 +55,7 @@ def test_sybil_wave_weighs_less_than_one_established_node() -> None:
         honest = evidence(honest, "spot_check", 1.0)
     sybils = [admitted(f"s{i}") for i in range(10)]
     # even if every Sybil passes a few ground-truth checks, probation caps its weight
-    sybils = [evidence(evidence(s, "spot_check", 1.0), "judge_agreement", 1.0) for s in sybils]
+    sybils = [evidence(evidence(s, "spot_check", 1.0), "round", 1.0) for s in sybils]
     assert sum(judge_weight(s) for s in sybils) < judge_weight(honest)
 
 
@@ -66,7 +66,7 @@ def test_failing_ground_truth_quarantines_and_quarantine_is_sticky() -> None:
         t = evidence(t, "spot_check", 0.0)
         rounds += 1
     assert rounds == 2 and t.score < reputation.QUARANTINE and not t.eligible
-    later = evidence(t, "judge_agreement", 1.0, ts=10 * reputation.DECAY_SECONDS)
+    later = evidence(t, "round", 1.0, ts=10 * reputation.DECAY_SECONDS)
     assert later.status == "quarantined"  # only a new admission brings it back
     assert apply(later, Event("admit", "n", 1.0, "calibration", 1.0)).status == "probation"
 
@@ -90,13 +90,24 @@ def judgment(judge: str, a: int, b: int, pref: Preference) -> Judgment:
     return Judgment(judge, f"{judge}{a}{b}", a, b, pref, 0.0, "", 1.0, b"", b"")
 
 
-def test_agreement_is_chance_corrected() -> None:
+def test_round_evidence_is_the_worst_role_and_chance_corrected() -> None:
     consensus = Consensus(np.array([1.0, -1.0]), np.zeros(2), np.array([0.5, 0.1]), [0, 1], 0.9)
     judgments = [judgment("always_a", 0, 1, Preference.A), judgment("always_a", 1, 0, Preference.A),
                  judgment("good", 0, 1, Preference.A), judgment("good", 1, 0, Preference.B),
+                 judgment("contrarian", 0, 1, Preference.B), judgment("contrarian", 1, 0, Preference.A),
                  judgment("tie", 0, 1, Preference.TIE), judgment("tie", 1, 0, Preference.TIE)]
-    events = {e.node_id: e.value for e in reputation.round_events("r", 0.0, consensus, judgments, {}, [])}
-    assert events == {"always_a": 0.0, "good": 1.0, "tie": 0.0}
+    # "good" also wrote the winning answer, "tie" the losing one: the worst role counts.
+    events = reputation.round_events("r", 0.0, consensus, judgments, {"good": 0, "tie": 1}, [("cheat", "no_show")])
+    assert events[0] == Event("penalty", "cheat", 0.0, "no_show", 0.0, "r")
+    values = {e.node_id: e.value for e in events[1:]}
+    assert values == {"always_a": 0.0, "good": 1.0, "contrarian": -1.0, "tie": 0.0}
+
+
+def test_spot_check_evidence_uses_ground_truth() -> None:
+    judgments = [judgment("j", 0, 1, Preference.B), judgment("j", 1, 0, Preference.A), judgment("k", 0, 1, Preference.A)]
+    events = reputation.spot_check_events("r", 0.0, [False, True], {"g_right": 1, "g_wrong": 0}, judgments)
+    assert {e.node_id: e.value for e in events} == {"g_right": 1.0, "g_wrong": 0.0, "j": 1.0, "k": -1.0}
+    assert all(e.source == "spot_check" for e in events)
 
 
 def test_replay_is_deterministic_and_equals_incremental() -> None:

@@ -285,26 +285,35 @@ Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
 
 @_typing.final
 class Comparison(_message.Message):
-    """One pairwise question. Candidates are anonymised: the ids are opaque labels of the round."""
+    """One pairwise question. Answers are anonymised: a judge sees neither author nor model. Each answer
+    may carry the nonce of the Generate request that produced it, so that a node recognises its own
+    candidate (and refuses to judge it) without learning who wrote the others.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     COMPARISON_ID_FIELD_NUMBER: _builtins.int
     ANSWER_A_FIELD_NUMBER: _builtins.int
     ANSWER_B_FIELD_NUMBER: _builtins.int
+    NONCE_A_FIELD_NUMBER: _builtins.int
+    NONCE_B_FIELD_NUMBER: _builtins.int
     comparison_id: _builtins.str
     answer_a: _builtins.str
     answer_b: _builtins.str
+    nonce_a: _builtins.bytes
+    nonce_b: _builtins.bytes
     def __init__(
         self,
         *,
         comparison_id: _builtins.str = ...,
         answer_a: _builtins.str = ...,
         answer_b: _builtins.str = ...,
+        nonce_a: _builtins.bytes = ...,
+        nonce_b: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_a", b"answer_a", "answer_b", b"answer_b", "comparison_id", b"comparison_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_a", b"answer_a", "answer_b", b"answer_b", "comparison_id", b"comparison_id", "nonce_a", b"nonce_a", "nonce_b", b"nonce_b"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
