@@ -11,11 +11,12 @@ traffic, so that spot checks cannot be told apart from it. Lines of that file ar
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from swarmrank.node.answers import same_answer
 
 
 @dataclass(frozen=True)
@@ -33,34 +34,8 @@ class PairwiseChallenge:
 
 Challenge = GenerationChallenge | PairwiseChallenge
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_LETTER = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-J])\)?\b|^\s*\(?([A-J])\)?(?:[.):\s]|$)", re.I | re.M)
-
-
-def final_answer(text: str, kind: str) -> str | None:
-    """The final answer a text commits to: its last number, or the option letter it names."""
-    if kind == "number":
-        numbers = _NUMBER.findall(text)
-        return numbers[-1].replace(",", "").rstrip(".") if numbers else None
-    m = _LETTER.search(text)
-    return (m.group(1) or m.group(2)).upper() if m else None
-
-
-def answer_kind(answer: str) -> str:
-    return "number" if _NUMBER.fullmatch(answer.strip()) else "letter"
-
-
 def is_correct(text: str, challenge: GenerationChallenge) -> bool:
-    kind = answer_kind(challenge.answer)
-    got = final_answer(text, kind)
-    if got is None:
-        return False
-    if kind == "number":
-        try:
-            return abs(float(got) - float(challenge.answer)) < 1e-9
-        except ValueError:
-            return False
-    return got == challenge.answer.strip().upper()
+    return same_answer(text, challenge.answer)
 
 
 class ChallengeBank:

@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from helpers import CORPORA, RunningCoordinator, RunningNode, build_bigram_onnx, coordinator_settings, wait_for
+from swarmrank.coordinator import reputation
 from swarmrank.node.backends.onnx import OnnxBackend
 from swarmrank.node.registration import register_once
 from swarmrank.node.service import NodeService
@@ -33,6 +34,24 @@ class ForgingServicer(NodeServicer):
         async for event in super().Generate(request, context):
             if event.HasField("candidate"):
                 event.candidate.signature = self._forger.sign(b"anything")
+            yield event
+
+
+class ReplayingServicer(NodeServicer):
+    """Answers every request after its first with the signed candidate of its first one."""
+
+    def __init__(self, service: NodeService) -> None:
+        super().__init__(service)
+        self._first: pb.Candidate | None = None
+
+    async def Generate(self, request, context):  # type: ignore[no-untyped-def]
+        async for event in super().Generate(request, context):
+            if event.HasField("candidate"):
+                if self._first is None:
+                    self._first = pb.Candidate()
+                    self._first.CopyFrom(event.candidate)
+                else:
+                    event.candidate.CopyFrom(self._first)
             yield event
 
 
@@ -98,7 +117,7 @@ def test_candidate_signed_by_another_key_is_dropped_and_penalised(bg, tmp_path, 
         assert {c.node_id for c in result.candidates} == {n.node_id for n in honest}
         assert [(f.node_id, f.stage) for f in result.failures] == [(liar.node_id, "generate")]
         assert "signature" in result.failures[0].reason
-        assert reputations(coordinator.address)[liar.node_id] < 0.5  # its stake is gone
+        assert reputations(coordinator.address)[liar.node_id] < reputation.QUARANTINE  # its stake is gone: quarantined
     finally:
         bg.run(server.stop(0))
         for n in honest:
@@ -156,4 +175,24 @@ def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:  # type:
             second.stop()
     finally:
         for n in nodes:
+            n.stop()
+
+
+def test_candidate_replayed_from_another_round_is_rejected_and_penalised(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+    honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
+    replayer = Identity.generate()
+    server = start_custom_node(bg, ReplayingServicer, replayer,
+                               OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"), coordinator.address)
+    try:
+        wait_for(lambda: len(reputations(coordinator.address)) == 3)
+        # Its first Generate call was a calibration challenge at admission: every later answer is
+        # that old signed candidate, which does not verify for a new round and nonce.
+        result = ask(coordinator.address, k=3)
+        replayed = [f for f in result.failures if f.node_id == replayer.node_id]
+        assert replayed and "signature" in replayed[0].reason
+        assert replayer.node_id not in {c.node_id for c in result.candidates} and len(result.candidates) == 2
+        assert reputations(coordinator.address)[replayer.node_id] < reputation.QUARANTINE
+    finally:
+        bg.run(server.stop(0))
+        for n in honest:
             n.stop()

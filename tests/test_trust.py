@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 from swarmrank.coordinator import ledger, reputation
-from swarmrank.coordinator.calibration import (
-    ChallengeBank, GenerationChallenge, final_answer, is_correct, pairwise_score,
-)
+from swarmrank.coordinator.calibration import ChallengeBank, GenerationChallenge, is_correct, pairwise_score
 from swarmrank.coordinator.consensus import Consensus
 from swarmrank.coordinator.domain import Judgment
 from swarmrank.coordinator.reputation import Event, apply, judge_weight, replay
 from swarmrank.coordinator.store import Store
 from swarmrank.coordinator.trust import Trust
+from swarmrank.node.answers import final_answer
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import Preference
 

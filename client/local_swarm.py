@@ -1,0 +1,87 @@
+"""A whole swarm in one process: a coordinator and any number of nodes, each a real gRPC server on
+127.0.0.1 with its own key, registering and calibrating like any remote node.
+
+For benchmarks (``swarmrank bench replay``) and tests; ``swarmrank demo`` uses separate processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from swarmrank.coordinator.daemon import serve as serve_coordinator
+from swarmrank.coordinator.settings import CoordinatorSettings
+from swarmrank.node.backends.base import Backend
+from swarmrank.node.daemon import serve as serve_node
+from swarmrank.node.settings import NodeSettings
+
+from .sdk import AsyncClient
+
+
+class LocalSwarm:
+    def __init__(self, workdir: Path, backends: Sequence[Backend], *, register_timeout: float = 120.0,
+                 **coordinator_settings: Any) -> None:
+        self.workdir = Path(workdir)
+        self._backends = list(backends)  # the first nodes; add_nodes() adds more later
+        self._register_timeout = register_timeout
+        self._coordinator_settings = coordinator_settings
+        self._stops: list[asyncio.Event] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.address = ""
+        self.node_ids: list[str] = []
+
+    async def _start(self, coro_factory: Any) -> str:
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+        task = asyncio.create_task(coro_factory(ready, stop))
+        self._stops.append(stop)
+        self._tasks.append(task)
+        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()  # start-up failed: raise its error
+        return ready.result()
+
+    async def __aenter__(self) -> LocalSwarm:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        settings = CoordinatorSettings(**{"listen": "127.0.0.1:0", "db": self.workdir / "coordinator.db",
+                                          "key_path": self.workdir / "coordinator.key", **self._coordinator_settings})
+        self.address = await self._start(lambda ready, stop: serve_coordinator(
+            settings, on_ready=ready.set_result, stop=stop))
+        await self.add_nodes(self._backends)
+        return self
+
+    async def add_nodes(self, backends: Sequence[Backend]) -> list[str]:
+        """Start nodes that join the running swarm; returns their ids once each is admitted or refused."""
+        ids = []
+        for backend in backends:
+            i = len(self.node_ids)
+            node_settings = NodeSettings(listen="127.0.0.1:0", key_path=self.workdir / f"node{i}.key", model=backend.info.name,
+                                         coordinator=self.address, max_queue=64)
+            node_id = await self._start(lambda ready, stop, s=node_settings, b=backend: serve_node(
+                s, backend=b, on_ready=lambda node_id, _: ready.set_result(node_id), stop=stop))
+            self.node_ids.append(node_id)
+            ids.append(node_id)
+        async with self.client() as client:
+            deadline = time.monotonic() + self._register_timeout
+            while len(await client.nodes()) < len(self.node_ids):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"only {len(await client.nodes())} of {len(self.node_ids)} nodes registered")
+                await asyncio.sleep(0.05)
+        return ids
+
+    def client(self) -> AsyncClient:
+        return AsyncClient(self.address, retries=0)
+
+    async def stop_node(self, index: int) -> None:
+        self._stops[index + 1].set()
+        with contextlib.suppress(Exception):
+            await self._tasks[index + 1]
+
+    async def __aexit__(self, *exc: object) -> None:
+        for stop in reversed(self._stops):
+            stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,115 @@
+"""The trust layer against adversaries, on real gRPC nodes and questions with known answers.
+
+Every swarm here has 6 honest nodes (each right on about 85% of questions, wrong in its own way
+otherwise) and adversaries that pass admission calibration honestly and misbehave afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swarmrank.client.local_swarm import LocalSwarm
+from swarmrank.coordinator import reputation
+from swarmrank.coordinator.calibration import ChallengeBank
+from swarmrank.node.answers import same_answer
+from swarmrank.node.backends.adversarial import Adversary
+from swarmrank.node.backends.replay import ReplayBackend
+
+HONEST = 6
+ACCURACY = 0.85
+QUESTIONS = ChallengeBank.arithmetic(size=60, seed=7).generation  # scored questions, disjoint from calibration
+CALIBRATION = ChallengeBank.arithmetic()  # the coordinator's default bank: admission and spot checks
+ADMISSION_CALLS = 6  # 4 generation + 2 pairwise challenges
+ROUNDS = 30
+QUARANTINE_BOUND = 20  # rounds within which every adversary must be quarantined
+
+
+def honest_backend(i: int) -> ReplayBackend:
+    rng = np.random.default_rng(100 + i)
+    table = {}
+    for c in [*CALIBRATION.generation, *QUESTIONS]:
+        right = int(c.answer)
+        table[c.question] = str(right if rng.random() < ACCURACY else right + 2 + i)  # honest errors disagree
+    return ReplayBackend(table, name=f"honest{i}")
+
+
+def adversary(kind: str, member: int) -> Adversary:
+    truth = {c.question: c.answer for c in [*CALIBRATION.generation, *QUESTIONS]}
+    return Adversary(ReplayBackend(truth, name=f"{kind}{member}"), kind, member=member, seed=member,
+                     honest_calls=ADMISSION_CALLS)
+
+
+async def play(tmp_path: Path, adversaries: list[Adversary], rounds: int = ROUNDS) -> dict:  # type: ignore[type-arg]
+    honest = [honest_backend(i) for i in range(HONEST)]
+    n = HONEST + len(adversaries)
+    report: dict = {"quarantined_after": {}, "honest_min": 1.0, "mistakes": [], "weights": []}  # type: ignore[type-arg]
+    async with LocalSwarm(tmp_path, [*honest, *adversaries], k=n, max_k=32, seed=11, spot_check_rate=0.5,
+                          heartbeat_interval=1.0) as swarm:
+        ids = dict(zip(swarm.node_ids, ["honest"] * HONEST + [a.kind for a in adversaries]))
+        async with swarm.client() as client:
+            for r, q in enumerate(QUESTIONS[:rounds]):
+                answer = await client.ask(q.question)
+                honest_votes = Counter(b.recorded(q.question) for b in honest)
+                if same_answer(answer.text, q.answer) is False and honest_votes.most_common(1)[0][0] == q.answer:
+                    report["mistakes"].append(r)
+                weights: Counter[str] = Counter()
+                for j in answer.judgments:
+                    weights[ids.get(j.judge_node_id, "?")] += j.weight
+                report["weights"].append(weights)
+                await asyncio.sleep(0.05)  # let the spot check that may follow this round run
+                for node in await client.nodes():
+                    kind = ids[node.node_id]
+                    if kind == "honest":
+                        report["honest_min"] = min(report["honest_min"], node.reputation)
+                        assert node.state != "quarantined", f"honest node quarantined in round {r}"
+                    elif node.state == "quarantined":
+                        report["quarantined_after"].setdefault(node.node_id, r + 1)
+            report["final"] = {ids[nd.node_id] + ":" + nd.node_id[:6]: (nd.state, round(nd.reputation, 3)) for nd in await client.nodes()}
+    return report
+
+
+@pytest.mark.parametrize("kind", ["random", "always-a", "colluding", "lazy", "two-faced"])
+def test_a_third_adversarial(tmp_path: Path, kind: str) -> None:
+    report = asyncio.run(play(tmp_path, [adversary(kind, m) for m in range(3)]))
+    print(kind, report["final"], "quarantined after", report["quarantined_after"], "mistakes", report["mistakes"])
+    assert not report["mistakes"], f"swarm wrong where the honest majority was right in rounds {report['mistakes']}"
+    assert len(report["quarantined_after"]) == 3, f"not all adversaries quarantined: {report['final']}"
+    assert max(report["quarantined_after"].values()) <= QUARANTINE_BOUND
+    assert report["honest_min"] > reputation.QUARANTINE
+
+
+def test_sybil_wave_weighs_less_than_one_established_node(tmp_path: Path) -> None:
+    async def go() -> tuple[dict[str, float], dict[str, float], list[int], dict[str, str]]:
+        honest = [honest_backend(i) for i in range(HONEST)]
+        async with LocalSwarm(tmp_path, honest, k=HONEST + 10, max_k=32, seed=5, spot_check_rate=1.0,
+                              heartbeat_interval=1.0) as swarm:
+            async with swarm.client() as client:
+                for q in QUESTIONS[:12]:  # warm-up: honest nodes earn standing through spot checks
+                    await client.ask(q.question)
+                    await asyncio.sleep(0.05)
+                sybil_ids = set(await swarm.add_nodes([adversary("sybil", m) for m in range(10)]))
+                weights: dict[str, float] = {}
+                mistakes = []
+                for r, q in enumerate(QUESTIONS[12:30]):
+                    answer = await client.ask(q.question)
+                    for j in answer.judgments:
+                        weights[j.judge_node_id] = max(weights.get(j.judge_node_id, 0.0), j.weight)
+                    if not same_answer(answer.text, q.answer) and Counter(b.recorded(q.question) for b in honest).most_common(1)[0][0] == q.answer:
+                        mistakes.append(r)
+                    await asyncio.sleep(0.05)
+                states = {n.node_id: n.state for n in await client.nodes()}
+        sybil_w = {k: v for k, v in weights.items() if k in sybil_ids}
+        honest_w = {k: v for k, v in weights.items() if k not in sybil_ids}
+        return sybil_w, honest_w, mistakes, {k: states[k] for k in sybil_ids}
+
+    sybil_w, honest_w, mistakes, sybil_states = asyncio.run(go())
+    print("sybil weights", sybil_w, "honest weights", honest_w, "states", sybil_states)
+    assert len(sybil_w) >= 5  # the wave did get to judge
+    assert sum(sybil_w.values()) < max(honest_w.values())  # all ten together weigh less than one established node
+    assert not mistakes
+    assert all(state == "quarantined" for state in sybil_states.values())
