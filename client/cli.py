@@ -207,7 +207,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         print(json.dumps({"nodes": {k: v.__dict__ for k, v in report.table.items()}, "mismatches": report.mismatches}, indent=2))
     else:
         for node_id, t in sorted(report.table.items()):
-            print(f"{node_id}  {t.status:<11}  reputation {t.score:.4f}  ground truths passed {t.truths_passed}")
+            print(f"{node_id}  {t.status:<11}  reputation {t.score:.4f} (generator {t.generator:.4f}, judge {t.judge:.4f})"
+                  f"  ground truths passed {t.truths_passed}")
         print("replay matches the stored table" if not report.mismatches else f"MISMATCH for {', '.join(report.mismatches)}")
     return 0 if not report.mismatches else 1
 

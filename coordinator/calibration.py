@@ -44,6 +44,7 @@ class ChallengeBank:
             raise ValueError("a challenge bank needs at least one generation challenge")
         self.generation = generation
         self.pairwise = pairwise
+        self._pair_by_question = {p.question: p for p in pairwise}
 
     @classmethod
     def arithmetic(cls, size: int = 500, seed: int = 0) -> ChallengeBank:
@@ -75,6 +76,10 @@ class ChallengeBank:
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: not a challenge ({exc})") from None
         return cls(generation, pairwise)
+
+    def pairwise_for(self, question: str) -> PairwiseChallenge | None:
+        """A known better/worse pair for ``question``, to plant among a spot check's comparisons."""
+        return self._pair_by_question.get(question)
 
     def sample(self, rng: np.random.Generator, generation: int, pairwise: int) -> tuple[list[GenerationChallenge], list[PairwiseChallenge]]:
         g = [self.generation[int(i)] for i in rng.choice(len(self.generation), size=min(generation, len(self.generation)), replace=False)]

@@ -1,15 +1,16 @@
-"""From signed verdicts to a ranking (pure): fit weighted Bradley-Terry over the candidates, rank.
+"""From signed verdicts to a ranking (pure): weighted Bradley-Terry over the distinct answers.
 
-Each candidate is an item, even when its text equals another's: merging them would leave only
-nodes outside the majority to judge the majority's answer. Identical candidates are not compared
-with each other (nothing to judge) and share their "support" (the summed reputations of the nodes
-that wrote that text), which breaks ties in strength, e.g. when no comparison could be judged.
+Judging happens per candidate: a node may judge another node's candidate even when its own text is
+identical (otherwise an honest majority that agrees could never judge its own answer). Aggregation
+happens per distinct answer: candidates with the same text are one Bradley-Terry item, so every
+comparison won by any of them counts for all. An answer's "support" (the summed reputations of the
+nodes that wrote it) breaks ties in strength, e.g. when no comparison could be judged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,19 +30,40 @@ class Consensus:
     standard_errors: np.ndarray
     win_probability: np.ndarray  # P(winner beats candidate i)
     ranking: list[int]           # candidate indices, best first
-    confidence: float            # P(winner beats runner-up); 1.0 with a single candidate
+    confidence: float            # P(winner beats runner-up); 1.0 with a single answer
+    ranks: list[int] | None = None  # per item: 1 + position of its answer (identical answers share a rank)
 
     @property
     def winner(self) -> int:
         return self.ranking[0]
 
 
-def support(candidates: Sequence[Candidate], trusts: Mapping[str, Trust]) -> list[float]:
-    """Per candidate: the summed reputation of every node that wrote the same text."""
-    by_text: dict[str, float] = {}
-    for c in candidates:
-        by_text[c.text.strip()] = by_text.get(c.text.strip(), 0.0) + (trusts[c.node_id].score if c.node_id in trusts else 0.0)
-    return [by_text[c.text.strip()] for c in candidates]
+def text_groups(candidates: Sequence[Candidate]) -> list[int]:
+    """For each candidate, the index of its distinct (trimmed) text, in order of first appearance."""
+    index: dict[str, int] = {}
+    return [index.setdefault(c.text.strip(), len(index)) for c in candidates]
+
+
+def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust]) -> list[float]:
+    """Per distinct answer: the summed reputation of every node that wrote it."""
+    votes = [0.0] * (max(group_of) + 1 if group_of else 0)
+    for c, g in zip(candidates, group_of):
+        votes[g] += trusts[c.node_id].score if c.node_id in trusts else 0.0
+    return votes
+
+
+def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgment], trusts: Mapping[str, Trust], *,
+                    prior: float = DEFAULT_PRIOR) -> Consensus:
+    """Fit over distinct answers, then give every candidate its answer's strength (ranking: by answer
+    rank, then candidate order). Judgments keep their candidate indices."""
+    group_of = text_groups(candidates)
+    by_answer = [replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]) for j in judgments]
+    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts), prior=prior)
+    place = {g: position for position, g in enumerate(answers.ranking)}
+    g = np.asarray(group_of)
+    ranking = sorted(range(len(candidates)), key=lambda i: (place[group_of[i]], i))
+    return Consensus(answers.strengths[g], answers.standard_errors[g], answers.win_probability[g], ranking,
+                     answers.confidence, [place[x] + 1 for x in group_of])
 
 
 def aggregate(n_candidates: int, judgments: Sequence[Judgment], votes: Sequence[float], *, prior: float = DEFAULT_PRIOR) -> Consensus:

@@ -100,12 +100,17 @@ class Gatekeeper:
             if wait > 0:
                 raise RegistrationRefused(f"node is quarantined; re-calibration possible in {wait:.0f}s")
         candidate = NodeRecord(node_id, app.public_key, app.address, app.models, max(1, min(app.max_concurrency, 256)),
-                               now, now, Trust(0.0, "refused", now, 0))
+                               now, now, Trust(0.0, 0.0, "refused", now, 0))
         result = await self.calibrate(candidate)
         passed = result.score >= self._settings.calibration_threshold
-        events = ([reputation.Event("admit", node_id, now, "calibration", result.score),
-                   reputation.Event("evidence", node_id, now, "calibration", result.score)]
-                  if passed else [reputation.Event("refuse", node_id, now, "calibration", result.score)])
+        events = [reputation.Event("admit" if passed else "refuse", node_id, now, "calibration", result.score)]
+        if passed:  # the calibration result is the first ground truth about each role
+            if result.generation_total:
+                events.append(reputation.Event("evidence", node_id, now, "calibration",
+                                               result.generation_correct / result.generation_total, "", "generator"))
+            if result.pairs_total:
+                events.append(reputation.Event("evidence", node_id, now, "calibration",
+                                               result.pairs_correct / result.pairs_total, "", "judge"))
         self._registry.record(events, new_nodes=[] if known else [candidate])
         if known:
             self._registry.relocate(node_id, app.address, app.models, app.max_concurrency)

@@ -5,9 +5,9 @@ schedule of the Fortytwo client: adjacent pairs (i, i+1) and "cross" pairs (i, i
 random cycle, each in both orders. About 3n comparisons instead of n(n-1), and the comparison graph
 stays connected with diameter about n/4. Both orders of a pair cancel position bias.
 
-Assignment: each comparison goes to a judge that wrote neither answer, least-loaded first, and
-preferably not the judge that already has the other order of the same pair (two opinions beat one
-opinion twice). Ties between judges are broken at random.
+Assignment: each pair goes, in both orders, to one judge that wrote neither answer, least-loaded
+first (ties broken at random). The same judge sees both orders so that its position bias cancels
+within its own verdicts (an always-"A" judge then says nothing) and shows in its agreement score.
 """
 
 from __future__ import annotations
@@ -57,21 +57,35 @@ def assign(
 ) -> tuple[list[PlannedComparison], list[tuple[int, int]]]:
     """Assign each pair to an eligible judge. Returns (planned, pairs with no eligible judge)."""
     load: dict[str, int] = defaultdict(int)
-    judged_pair: dict[tuple[int, int], set[str]] = defaultdict(set)
+    judge_of_pair: dict[tuple[int, int], str] = {}
     tiebreak = {j: float(x) for j, x in zip(judges, rng.random(len(judges)))}
     planned: list[PlannedComparison] = []
     unassigned: list[tuple[int, int]] = []
     for index, (a, b) in enumerate(pairs):
-        eligible = [j for j in judges if j not in authors[a] and j not in authors[b]]
-        if not eligible:
-            unassigned.append((a, b))
-            continue
         key = (min(a, b), max(a, b))
-        judge = min(eligible, key=lambda j: (load[j], j in judged_pair[key], tiebreak[j]))
+        judge = judge_of_pair.get(key)
+        if judge is None:
+            eligible = [j for j in judges if j not in authors[a] and j not in authors[b]]
+            if not eligible:
+                unassigned.append((a, b))
+                continue
+            judge = judge_of_pair[key] = min(eligible, key=lambda j: (load[j], tiebreak[j]))
         load[judge] += 1
-        judged_pair[key].add(judge)
         planned.append(PlannedComparison(f"{round_tag}-{index}", a, b, judge))
     return planned, unassigned
+
+
+def anonymise(
+    planned: Sequence[PlannedComparison],
+    rng: np.random.Generator,
+    *,
+    round_tag: str,
+    planted: Sequence[tuple[int, int, str]] = (),
+) -> list[PlannedComparison]:
+    """Shuffle the comparisons (with any planted ones: (a, b, judge)) and number them afresh, so that
+    neither position in a batch nor id tells a judge which comparison is which."""
+    items = [(p.answer_a, p.answer_b, p.judge) for p in planned] + list(planted)
+    return [PlannedComparison(f"{round_tag}-{k}", *items[int(i)]) for k, i in enumerate(rng.permutation(len(items)))]
 
 
 def batches(planned: Sequence[PlannedComparison], max_batch: int) -> Mapping[str, list[list[PlannedComparison]]]:

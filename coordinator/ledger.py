@@ -153,8 +153,8 @@ def replay_and_compare(db_path: Path) -> ReplayReport:
     table = reputation.replay(events(db_path))
     db = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
     try:
-        stored = {r[0]: reputation.Trust(r[1], r[2], r[4], r[3]) for r in
-                  db.execute("SELECT node_id, score, status, truths_passed, trust_updated_unix FROM nodes")}
+        stored = {r[0]: reputation.Trust(r[1], r[2], r[3], r[5], r[4]) for r in db.execute(
+            "SELECT node_id, generator_score, judge_score, status, truths_passed, trust_updated_unix FROM nodes")}
     finally:
         db.close()
     mismatches = sorted(n for n in set(table) | set(stored) if table.get(n) != stored.get(n))

@@ -4,20 +4,20 @@
 Rule (all constants below; see README "Trust"):
 - **Admission.** Passing calibration puts a node on probation at ``PROBATION``; failing refuses it.
   A quarantined node comes back only through a new admission (re-calibration).
-- **Evidence** moves the score toward a value v with a per-source rate. Each round gives one value
-  per node: its *worst* role in that round (a node is as trustworthy as its worst behaviour, so
-  good answers cannot buy cover for bad verdicts). A generator's value is its answer's rank
-  (1 for the winner down to 0 for the last); a judge's is its chance-corrected agreement 2a - 1
-  in [-1, 1] (agreement a with the consensus, ties count half), so random and always-"A" judges
-  drift to 0 and a judge that votes against the consensus is pushed down. Hidden spot checks and
-  calibration are ground truth and weigh most (rate 0.3; generators: right or wrong, judges:
-  2a - 1 on pairs where exactly one answer is right); normal rounds weigh less (rate 0.1).
+- **Evidence** moves one role's score toward a value v with a per-source rate. A node has a
+  generator score and a judge score (see ``trust.Trust``); its reputation is the worse of the two,
+  so good answers cannot buy cover for bad verdicts. A generator's value is its answer's rank (1
+  for the winning answer down to 0 for the last distinct answer); a judge's is its chance-corrected agreement 2a - 1 in
+  [-1, 1] with the consensus (ties count half), so random and always-"A" judges drift to 0 and a
+  judge that votes against the consensus is pushed down. Hidden spot checks and calibration are
+  ground truth and weigh most (rate 0.3; generators: right or wrong; judges: 2a - 1 on pairs where
+  exactly one answer is right); normal rounds weigh less (rate 0.1).
 - **Stake.** A bad or replayed signature, a verdict for a pair not asked, or a no-show after accepting
   work costs a fixed penalty at once.
 - **Decay.** Between events a score relaxes toward ``PROBATION`` with time constant
   ``DECAY_SECONDS``: old merit fades, so does old blame (a quarantined score does not decay).
-- **Bounds.** Scores stay in [0, 1]. Below ``QUARANTINE`` a node gets no work.
-- **Weight.** A judge's weight in aggregation is score^2 (monotone), capped at
+- **Bounds.** Scores stay in [0, 1]. A reputation below ``QUARANTINE`` stops all work.
+- **Weight.** A judge's weight in aggregation is its judge score^2 (monotone), capped at
   ``PROBATION_WEIGHT_CAP`` until the node has passed ``PROVEN_AFTER`` ground-truth checks: ten fresh
   identities weigh at most 10 x 0.02 = 0.2, less than one established node at score >= 0.45.
 """
@@ -55,51 +55,59 @@ class Event:
     node_id: str
     ts: float
     source: str = ""     # evidence: a key of RATES; penalty: a key of PENALTY; admit/refuse: "calibration"
-    value: float = 0.0   # evidence / admission score in [0, 1]
+    value: float = 0.0   # evidence in [-1, 1]; admission score in [0, 1]
     round_id: str = ""
+    role: str = ""       # evidence: "generator" or "judge"
 
     def to_body(self) -> dict[str, object]:
         return {"kind": self.kind, "node": self.node_id, "ts": self.ts, "source": self.source,
-                "value": self.value, "round": self.round_id}
+                "value": self.value, "round": self.round_id, "role": self.role}
 
     @classmethod
     def from_body(cls, body: Mapping[str, object]) -> Event:
         return cls(str(body["kind"]), str(body["node"]), float(body["ts"]), str(body["source"]),  # type: ignore[arg-type]
-                   float(body["value"]), str(body["round"]))  # type: ignore[arg-type]
+                   float(body["value"]), str(body["round"]), str(body["role"]))  # type: ignore[arg-type]
 
 
 def decayed(t: Trust, ts: float) -> Trust:
     if t.status == "quarantined" or ts <= t.updated_unix:
         return t
     factor = math.exp(-(ts - t.updated_unix) / DECAY_SECONDS)
-    return replace(t, score=PROBATION + (t.score - PROBATION) * factor, updated_unix=ts)
+    return replace(t, generator=PROBATION + (t.generator - PROBATION) * factor,
+                   judge=PROBATION + (t.judge - PROBATION) * factor, updated_unix=ts)
 
 
 def _settle(t: Trust) -> Trust:
-    score = min(1.0, max(0.0, t.score))
-    status = t.status
-    if status in ("probation", "established") and score < QUARANTINE:
-        status = "quarantined"
-    elif status == "probation" and t.truths_passed >= PROVEN_AFTER:
-        status = "established"
-    return replace(t, score=score, status=status)
+    t = replace(t, generator=min(1.0, max(0.0, t.generator)), judge=min(1.0, max(0.0, t.judge)))
+    if t.status in ("probation", "established") and t.score < QUARANTINE:
+        return replace(t, status="quarantined")
+    if t.status == "probation" and t.truths_passed >= PROVEN_AFTER:
+        return replace(t, status="established")
+    return t
 
 
 def apply(t: Trust | None, e: Event) -> Trust:
     """The trust of a node after event ``e`` (``t`` is None for a node never seen before)."""
     if e.kind == "admit":
-        return Trust(PROBATION, "probation", e.ts, 0)
+        return Trust(PROBATION, PROBATION, "probation", e.ts, 0)
     if e.kind == "refuse":
-        return t if t is not None and t.eligible else Trust(0.0, "refused", e.ts, 0)
+        return t if t is not None and t.eligible else Trust(0.0, 0.0, "refused", e.ts, 0)
     if t is None:
         raise ValueError(f"event {e.kind} for node {e.node_id} before its admission")
     t = decayed(t, e.ts)
     if e.kind == "penalty":
-        return _settle(replace(t, score=t.score - PENALTY[e.source]))
+        cost = PENALTY[e.source]
+        return _settle(replace(t, generator=t.generator - cost, judge=t.judge - cost))
     if e.kind == "evidence":
-        score = t.score + RATES[e.source] * (e.value - t.score)
+        rate = RATES[e.source]
         passed = t.truths_passed + (1 if e.source in GROUND_TRUTH and e.value >= 0.5 else 0)
-        return _settle(replace(t, score=score, truths_passed=passed))
+        if e.role == "generator":
+            t = replace(t, generator=t.generator + rate * (e.value - t.generator))
+        elif e.role == "judge":
+            t = replace(t, judge=t.judge + rate * (e.value - t.judge))
+        else:
+            raise ValueError(f"evidence needs a role, got {e.role!r}")
+        return _settle(replace(t, truths_passed=passed))
     raise ValueError(f"unknown event kind {e.kind!r}")
 
 
@@ -113,7 +121,7 @@ def replay(events: Iterable[Event]) -> dict[str, Trust]:
 def judge_weight(t: Trust | None) -> float:
     if t is None or not t.eligible:
         return 0.0
-    weight = t.score**2
+    weight = t.judge**2
     return min(weight, PROBATION_WEIGHT_CAP) if t.status == "probation" else weight
 
 
@@ -125,14 +133,14 @@ def agreement(judgment: Judgment, consensus: Consensus) -> float:
     return 1.0 if (judgment.preference == Preference.A) == (sa > sb) else 0.0
 
 
-def _worst_role_events(round_id: str, ts: float, source: str, generators: Mapping[str, float],
-                       judges: Mapping[str, list[float]]) -> list[Event]:
-    """One event per node: the minimum of its generator value and its judge value 2a - 1."""
-    values: dict[str, float] = dict(generators)
-    for node, agreements in judges.items():
-        judged = 2.0 * sum(agreements) / len(agreements) - 1.0
-        values[node] = min(values.get(node, judged), judged)
-    return [Event("evidence", node, ts, source, values[node], round_id) for node in sorted(values)]
+def _role_events(round_id: str, ts: float, source: str, generators: Mapping[str, float],
+                 judges: Mapping[str, list[float]]) -> list[Event]:
+    """Generator events with their values, then judge events with 2a - 1 for agreement rate a."""
+    events = [Event("evidence", node, ts, source, generators[node], round_id, "generator") for node in sorted(generators)]
+    for node in sorted(judges):
+        rate = sum(judges[node]) / len(judges[node])
+        events.append(Event("evidence", node, ts, source, 2.0 * rate - 1.0, round_id, "judge"))
+    return events
 
 
 def round_events(
@@ -147,23 +155,25 @@ def round_events(
     events = [Event("penalty", node, ts, reason, 0.0, round_id) for node, reason in penalties]
     if consensus is None or len(consensus.ranking) < 2:
         return events
-    n = len(consensus.ranking)
-    place = {answer: position for position, answer in enumerate(consensus.ranking)}
-    generators = {node: 1.0 - place[answer] / (n - 1) for node, answer in answer_of_generator.items()}
+    ranks = consensus.ranks or [consensus.ranking.index(i) + 1 for i in range(len(consensus.ranking))]
+    last = max(ranks)
+    generators = {node: 1.0 if last == 1 else 1.0 - (ranks[i] - 1) / (last - 1) for node, i in answer_of_generator.items()}
     judges: dict[str, list[float]] = {}
     for j in judgments:
         judges.setdefault(j.judge_node_id, []).append(agreement(j, consensus))
-    return events + _worst_role_events(round_id, ts, "round", generators, judges)
+    return events + _role_events(round_id, ts, "round", generators, judges)
 
 
 def spot_check_events(
-    round_id: str, ts: float, correct: Sequence[bool], answer_of_generator: Mapping[str, int], judgments: Sequence[Judgment]
+    round_id: str, ts: float, correct: Sequence[bool], answer_of_generator: Mapping[str, int], judgments: Sequence[Judgment],
+    known: Mapping[str, Sequence[float]] = {},
 ) -> list[Event]:
-    """Ground truth from a hidden calibration round: ``correct[i]`` says whether answer i is right."""
+    """Ground truth from a hidden calibration round: ``correct[i]`` says whether candidate i is
+    right; ``known`` holds each judge's results (1 right, 0.5 tie, 0 wrong) on planted known pairs."""
     generators = {node: 1.0 if correct[answer] else 0.0 for node, answer in answer_of_generator.items()}
-    judges: dict[str, list[float]] = {}
+    judges: dict[str, list[float]] = {node: list(scores) for node, scores in known.items()}
     for j in judgments:
         if correct[j.answer_a] != correct[j.answer_b]:
             right = Preference.A if correct[j.answer_a] else Preference.B
             judges.setdefault(j.judge_node_id, []).append(0.5 if j.preference == Preference.TIE else float(j.preference == right))
-    return _worst_role_events(round_id, ts, "spot_check", generators, judges)
+    return _role_events(round_id, ts, "spot_check", generators, judges)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmrank.protos import limits, signing
+from swarmrank.protos.types import Preference
 
 from . import consensus as consensus_mod
 from . import dispatch, judging_plan, reputation
@@ -28,7 +29,7 @@ from .domain import (
 )
 from .errors import InvalidAsk, QuorumNotReached, UnknownRound
 from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClient
-from .calibration import ChallengeBank, GenerationChallenge, is_correct
+from .calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge, is_correct
 from .registry import Registry
 from .settings import CoordinatorSettings
 from .store import Store
@@ -133,11 +134,11 @@ class RoundRunner:
                 f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {self._settings.min_quorum}"
             )
         failed = {f.node_id for f in state.failures}
-        judgments = await self._judge(state, candidates, [n for n in available if n.node_id not in failed])
-        votes = consensus_mod.support(candidates, self._registry.trusts())
-        verdict = consensus_mod.aggregate(len(candidates), judgments, votes, prior=self._settings.prior)
+        known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
+        judgments, known = await self._judge(state, candidates, [n for n in available if n.node_id not in failed], known_pair)
+        verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior)
         result = self._result(state, candidates, judgments, verdict, started, created)
-        self._learn(state, verdict, judgments, candidates, spot_check, result)
+        self._learn(state, verdict, judgments, candidates, spot_check, result, known)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
@@ -187,17 +188,28 @@ class RoundRunner:
         arrived = [c for c in results if c is not None]
         return [dataclasses.replace(c, candidate_id=candidate_label(i)) for i, c in enumerate(arrived)]
 
-    async def _judge(self, state: _RoundState, candidates: Sequence[Candidate], judges: Sequence[NodeRecord]) -> list[Judgment]:
-        if len(candidates) < 2:
-            return []
+    async def _judge(self, state: _RoundState, candidates: Sequence[Candidate], judges: Sequence[NodeRecord],
+                     known_pair: PairwiseChallenge | None = None) -> tuple[list[Judgment], dict[str, list[float]]]:
+        """Judge the round's candidates. With ``known_pair`` (spot checks), every judge also gets that
+        pair's better and worse answers in both orders, mixed anonymously into its batch; how often it
+        prefers the better one is returned per judge, apart from the judgments of real candidates."""
+        if len(candidates) < 2 and known_pair is None:
+            return [], {}
         by_id = {n.node_id: n for n in judges}
         texts = [c.text.strip() for c in candidates]
         pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
-        planned, unassigned = judging_plan.assign(
-            pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id), self._rng, round_tag=uuid.uuid4().hex[:8]
-        )
+        tag = uuid.uuid4().hex[:8]
+        planned, unassigned = judging_plan.assign(pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id),
+                                                  self._rng, round_tag=tag)
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
+        items = list(candidates)
+        planted: list[tuple[int, int, str]] = []
+        if known_pair is not None:  # planted answers have no author: every node may judge them
+            better, worse = len(items), len(items) + 1
+            items += [Candidate("", "", "", known_pair.better, b"", b""), Candidate("", "", "", known_pair.worse, b"", b"")]
+            planted = [(a, b, j) for j in sorted(by_id) for a, b in ((better, worse), (worse, better))]
+        planned = judging_plan.anonymise(planned, self._rng, round_tag=tag, planted=planted)
         calls = [(judge, batch) for judge, group in judging_plan.batches(planned, limits.MAX_COMPARISONS_PER_JUDGE_CALL).items()
                  for batch in group]
         total, done = len(planned), 0
@@ -210,8 +222,8 @@ class RoundRunner:
             node = by_id[judge_id]
             nonce = os.urandom(16)
             asked = {p.comparison_id: p for p in batch}
-            orders = [ComparisonOrder(p.comparison_id, candidates[p.answer_a].text, candidates[p.answer_b].text,
-                                      candidates[p.answer_a].nonce, candidates[p.answer_b].nonce) for p in batch]
+            orders = [ComparisonOrder(p.comparison_id, items[p.answer_a].text, items[p.answer_b].text,
+                                      items[p.answer_a].nonce, items[p.answer_b].nonce) for p in batch]
             try:
                 async with asyncio.timeout(self._settings.judge_timeout):
                     reply = await self._client.judge(node.address, state.round_id, nonce, state.params.prompt, orders,
@@ -232,7 +244,7 @@ class RoundRunner:
                     continue
                 seen.add(v.comparison_id)
                 payload = signing.verdict_bytes(state.round_id, nonce, judge_id, v.comparison_id,
-                                                candidates[p.answer_a].text, candidates[p.answer_b].text,
+                                                items[p.answer_a].text, items[p.answer_b].text,
                                                 int(v.preference or 0))
                 if (v.preference is None or reply.judge_node_id != judge_id
                         or not signing.verify(node.public_key, v.signature, payload)):
@@ -247,14 +259,20 @@ class RoundRunner:
 
         await asyncio.gather(*(one(j, b) for j, b in calls))
         judgments.sort(key=lambda j: j.comparison_id)
-        return judgments
+        n = len(candidates)
+        known: dict[str, list[float]] = {}
+        for j in judgments:
+            if j.answer_a >= n:  # a planted pair: answer index n is the better answer
+                right = Preference.A if j.answer_a == n else Preference.B
+                known.setdefault(j.judge_node_id, []).append(0.5 if j.preference == Preference.TIE else float(j.preference == right))
+        return [j for j in judgments if j.answer_a < n], known
 
     def _result(self, state: _RoundState, candidates: Sequence[Candidate], judgments: Sequence[Judgment],
                 verdict: consensus_mod.Consensus, started: float, created: float) -> RoundResult:
-        rank_of = {index: position + 1 for position, index in enumerate(verdict.ranking)}
+        ranks = verdict.ranks or [verdict.ranking.index(i) + 1 for i in range(len(candidates))]
         ranked = tuple(
             RankedCandidate(candidates[i], float(verdict.strengths[i]), float(verdict.standard_errors[i]),
-                            float(verdict.win_probability[i]), rank_of[i])
+                            float(verdict.win_probability[i]), ranks[i])
             for i in verdict.ranking
         )
         winner = ranked[0].candidate
@@ -267,13 +285,13 @@ class RoundRunner:
 
     def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
                candidates: Sequence[Candidate], spot_check: GenerationChallenge | None,
-               result: RoundResult | None = None) -> None:
+               result: RoundResult | None = None, known: dict[str, list[float]] | None = None) -> None:
         ts = self._registry.clock()
         answer_of = {c.node_id: i for i, c in enumerate(candidates)}
         events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties)
         if spot_check is not None and candidates:
             correct = [is_correct(c.text, spot_check) for c in candidates]
-            events += reputation.spot_check_events(state.round_id, ts, correct, answer_of, judgments)
+            events += reputation.spot_check_events(state.round_id, ts, correct, answer_of, judgments, known or {})
         summaries = []
         if result is not None:
             summaries.append({

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     max_concurrency INTEGER NOT NULL,
     registered_unix REAL NOT NULL,
     last_seen_unix REAL NOT NULL,
-    score REAL NOT NULL,
+    generator_score REAL NOT NULL,
+    judge_score REAL NOT NULL,
     status TEXT NOT NULL,
     truths_passed INTEGER NOT NULL,
     trust_updated_unix REAL NOT NULL,
@@ -77,8 +78,8 @@ def round_from_json(text: str) -> RoundResult:
 
 def _node_row(n: NodeRecord) -> tuple[Any, ...]:
     return (n.node_id, n.public_key, n.address, json.dumps([asdict(m) for m in n.models]), n.max_concurrency,
-            n.registered_unix, n.last_seen_unix, n.trust.score, n.trust.status, n.trust.truths_passed,
-            n.trust.updated_unix, n.rounds)
+            n.registered_unix, n.last_seen_unix, n.trust.generator, n.trust.judge, n.trust.status,
+            n.trust.truths_passed, n.trust.updated_unix, n.rounds)
 
 
 class Store:
@@ -113,11 +114,11 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT node_id, public_key, address, models, max_concurrency, registered_unix, last_seen_unix, "
-                "score, status, truths_passed, trust_updated_unix, rounds FROM nodes"
+                "generator_score, judge_score, status, truths_passed, trust_updated_unix, rounds FROM nodes"
             ).fetchall()
         return [
             NodeRecord(r[0], bytes(r[1]), r[2], tuple(ModelInfo(**m) for m in json.loads(r[3])), r[4], r[5], r[6],
-                       Trust(r[7], r[8], r[10], r[9]), r[11])
+                       Trust(r[7], r[8], r[9], r[11], r[10]), r[12])
             for r in rows
         ]
 
@@ -134,12 +135,13 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for n in new_nodes:
-                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", _node_row(n))
+                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _node_row(n))
                 self._ledger.append(self._db, list(bodies))
                 for node_id, t in trusts.items():
                     self._db.execute(
-                        "UPDATE nodes SET score=?, status=?, truths_passed=?, trust_updated_unix=? WHERE node_id=?",
-                        (t.score, t.status, t.truths_passed, t.updated_unix, node_id),
+                        "UPDATE nodes SET generator_score=?, judge_score=?, status=?, truths_passed=?, trust_updated_unix=? "
+                        "WHERE node_id=?",
+                        (t.generator, t.judge, t.status, t.truths_passed, t.updated_unix, node_id),
                     )
                 for node_id in set(players):
                     self._db.execute("UPDATE nodes SET rounds=rounds+1 WHERE node_id=?", (node_id,))

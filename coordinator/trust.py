@@ -1,4 +1,9 @@
-"""A node's standing with the coordinator (a value; ``reputation`` has the rule that moves it)."""
+"""A node's standing with the coordinator (a value; ``reputation`` has the rule that moves it).
+
+A node has a reputation per role, because a good generator can be a bad judge (and the reverse):
+its judge score sets the weight of its verdicts, and its overall score, the worse of the two,
+decides whether it may work at all.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Trust:
-    score: float
+    generator: float    # how good its answers have proven to be, in [0, 1]
+    judge: float        # how reliable its verdicts have proven to be, in [0, 1]
     status: str         # "probation", "established", "quarantined" or "refused"
     updated_unix: float
     truths_passed: int  # ground-truth checks passed since the last admission
+
+    @property
+    def score(self) -> float:
+        return min(self.generator, self.judge)
 
     @property
     def eligible(self) -> bool:

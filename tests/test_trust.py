@@ -24,8 +24,15 @@ def admitted(node: str = "n", ts: float = 0.0) -> Trust:
     return apply(None, Event("admit", node, ts, "calibration", 1.0))
 
 
-def evidence(t: Trust, source: str, value: float, ts: float = 0.0) -> Trust:
-    return apply(t, Event("evidence", "n", ts, source, value))
+def evidence(t: Trust, source: str, value: float, ts: float = 0.0, role: str = "generator") -> Trust:
+    return apply(t, Event("evidence", "n", ts, source, value, "", role))
+
+
+def proven(t: Trust, checks: int = reputation.PROVEN_AFTER) -> Trust:
+    """Pass ``checks`` spot checks in both roles."""
+    for _ in range(checks):
+        t = evidence(evidence(t, "spot_check", 1.0), "spot_check", 1.0, role="judge")
+    return t
 
 
 # --- reputation rule -----------------------------------------------------------------------------
@@ -38,23 +45,24 @@ def test_admission_starts_on_probation_with_capped_weight() -> None:
 
 def test_ground_truth_weighs_more_than_agreement() -> None:
     t = admitted()
-    assert evidence(t, "spot_check", 1.0).score - t.score > evidence(t, "round", 1.0).score - t.score > 0
+    assert evidence(t, "spot_check", 1.0).generator - t.generator > evidence(t, "round", 1.0).generator - t.generator > 0
 
 
 def test_established_after_enough_ground_truth_then_uncapped_weight() -> None:
-    t = admitted()
-    for _ in range(reputation.PROVEN_AFTER):
-        t = evidence(t, "spot_check", 1.0)
-    assert t.status == "established" and judge_weight(t) == pytest.approx(t.score**2)
+    t = proven(admitted(), 3)
+    assert t.status == "established" and judge_weight(t) == pytest.approx(t.judge**2)
+
+
+def test_reputation_is_the_worse_role_and_weight_follows_the_judge_role() -> None:
+    good_generator_bad_judge = evidence(evidence(proven(admitted()), "round", 1.0), "spot_check", -1.0, role="judge")
+    assert good_generator_bad_judge.score == good_generator_bad_judge.judge < good_generator_bad_judge.generator
+    assert judge_weight(good_generator_bad_judge) == pytest.approx(good_generator_bad_judge.judge**2)
 
 
 def test_sybil_wave_weighs_less_than_one_established_node() -> None:
-    honest = admitted()
-    for _ in range(reputation.PROVEN_AFTER + 3):
-        honest = evidence(honest, "spot_check", 1.0)
-    sybils = [admitted(f"s{i}") for i in range(10)]
-    # even if every Sybil passes a few ground-truth checks, probation caps its weight
-    sybils = [evidence(evidence(s, "spot_check", 1.0), "round", 1.0) for s in sybils]
+    honest = proven(admitted(), 3)
+    # even if every Sybil passes a couple of ground-truth checks, probation caps its weight
+    sybils = [proven(admitted(f"s{i}"), 2) for i in range(10)]
     assert sum(judge_weight(s) for s in sybils) < judge_weight(honest)
 
 
@@ -79,17 +87,17 @@ def test_decay_relaxes_toward_probation() -> None:
     t = admitted()
     for _ in range(8):
         t = evidence(t, "spot_check", 1.0)
-    high = t.score
+    high = t.generator
     relaxed = reputation.decayed(t, t.updated_unix + reputation.DECAY_SECONDS)
-    assert reputation.PROBATION < relaxed.score < high
-    assert relaxed.score - reputation.PROBATION == pytest.approx((high - reputation.PROBATION) / np.e)
+    assert reputation.PROBATION < relaxed.generator < high
+    assert relaxed.generator - reputation.PROBATION == pytest.approx((high - reputation.PROBATION) / np.e)
 
 
 def judgment(judge: str, a: int, b: int, pref: Preference) -> Judgment:
     return Judgment(judge, f"{judge}{a}{b}", a, b, pref, 0.0, "", 1.0, b"", b"")
 
 
-def test_round_evidence_is_the_worst_role_and_chance_corrected() -> None:
+def test_round_evidence_per_role_and_chance_corrected() -> None:
     consensus = Consensus(np.array([1.0, -1.0]), np.zeros(2), np.array([0.5, 0.1]), [0, 1], 0.9)
     judgments = [judgment("always_a", 0, 1, Preference.A), judgment("always_a", 1, 0, Preference.A),
                  judgment("good", 0, 1, Preference.A), judgment("good", 1, 0, Preference.B),
@@ -98,14 +106,16 @@ def test_round_evidence_is_the_worst_role_and_chance_corrected() -> None:
     # "good" also wrote the winning answer, "tie" the losing one: the worst role counts.
     events = reputation.round_events("r", 0.0, consensus, judgments, {"good": 0, "tie": 1}, [("cheat", "no_show")])
     assert events[0] == Event("penalty", "cheat", 0.0, "no_show", 0.0, "r")
-    values = {e.node_id: e.value for e in events[1:]}
-    assert values == {"always_a": 0.0, "good": 1.0, "contrarian": -1.0, "tie": 0.0}
+    values = {(e.node_id, e.role): e.value for e in events[1:]}
+    assert values == {("good", "generator"): 1.0, ("tie", "generator"): 0.0, ("always_a", "judge"): 0.0,
+                      ("good", "judge"): 1.0, ("contrarian", "judge"): -1.0, ("tie", "judge"): 0.0}
 
 
 def test_spot_check_evidence_uses_ground_truth() -> None:
     judgments = [judgment("j", 0, 1, Preference.B), judgment("j", 1, 0, Preference.A), judgment("k", 0, 1, Preference.A)]
     events = reputation.spot_check_events("r", 0.0, [False, True], {"g_right": 1, "g_wrong": 0}, judgments)
-    assert {e.node_id: e.value for e in events} == {"g_right": 1.0, "g_wrong": 0.0, "j": 1.0, "k": -1.0}
+    assert {(e.node_id, e.role): e.value for e in events} == {
+        ("g_right", "generator"): 1.0, ("g_wrong", "generator"): 0.0, ("j", "judge"): 1.0, ("k", "judge"): -1.0}
     assert all(e.source == "spot_check" for e in events)
 
 
@@ -117,7 +127,8 @@ def test_replay_is_deterministic_and_equals_incremental() -> None:
         if rng.random() < 0.1:
             events.append(Event("penalty", node, float(k), "no_show"))
         else:
-            events.append(Event("evidence", node, float(k), str(rng.choice(list(reputation.RATES))), float(rng.random())))
+            events.append(Event("evidence", node, float(k), str(rng.choice(list(reputation.RATES))), float(rng.random()),
+                                "", str(rng.choice(["generator", "judge"]))))
     table = replay(events)
     assert replay(events) == table
     assert replay(Event.from_body(json.loads(json.dumps(e.to_body()))) for e in events) == table
