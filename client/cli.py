@@ -7,7 +7,7 @@
     swarmrank nodes | round ID           inspect a swarm
     swarmrank ledger {verify,replay}     audit a coordinator's ledger
     swarmrank models [--prepare]         list / prepare the offline model catalogue
-    swarmrank bench {node,kernels}       benchmarks (JSON with --json)
+    swarmrank bench {node,kernels,replay}  benchmarks (JSON with --json)
 """
 
 from __future__ import annotations
@@ -222,6 +222,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.target == "node":
         from swarmrank.node.bench import main as bench_main
+    elif args.target == "replay":
+        from .bench_replay import main as bench_main
     else:
         from swarmrank.kernels.bench import main as bench_main
     return bench_main(args.rest)
@@ -292,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=None, help="keep keys, database and logs here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks: 'bench node --help', 'bench kernels --help'")
-    bench.add_argument("target", choices=["node", "kernels"])
+    bench = sub.add_parser("bench", help="benchmarks: 'bench node --help', 'bench kernels --help', 'bench replay --help'")
+    bench.add_argument("target", choices=["node", "kernels", "replay"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
     return parser

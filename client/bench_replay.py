@@ -1,0 +1,189 @@
+"""``swarmrank bench replay``: consensus quality on real answers of real models, through the real system.
+
+A real coordinator and one real gRPC node per model run in this process (``LocalSwarm``); each node
+answers with its model's recorded answer (``ReplayBackend``) and judges reference-guided: it prefers
+the candidate whose final answer matches its own recorded answer and says tie when neither or both
+match (a proxy for a judge that solves the question itself). Reputation is learned online the way the
+live system learns it: calibration at admission and hidden spot checks, both drawn from a held-out
+split of the dataset that is never scored. Ground truth is read only to grade and to build that
+held-out challenge bank.
+
+Reported on the same scored questions in the same run: swarm accuracy, plurality vote, reputation-
+weighted vote (reputations as the coordinator held them before each question), best single node
+(chosen in hindsight), oracle (any node right), rounds per second and judge calls per round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from swarmrank.node.answers import same_answer
+from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
+from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
+
+from .datasets import DATASETS, AnswerMatrix, Question, load
+from .local_swarm import LocalSwarm
+from .progress import ProgressBar
+
+ADMISSION_CALLS = 6  # adversaries behave during the 4 + 2 admission challenges
+
+
+def split(matrix: AnswerMatrix, seed: int, held_out: float) -> tuple[list[Question], list[Question]]:
+    order = np.random.default_rng(seed).permutation(len(matrix.questions))
+    cut = max(20, int(len(order) * held_out))
+    return [matrix.questions[i] for i in order[cut:]], [matrix.questions[i] for i in order[:cut]]
+
+
+def write_bank(path: Path, matrix: AnswerMatrix, questions: list[Question]) -> None:
+    """The held-out split as a challenge bank: generation challenges with the gold answer, and a pair
+    (gold vs the most common wrong recorded answer) for each question that has one."""
+    with path.open("w") as f:
+        for q in questions:
+            f.write(json.dumps({"question": q.prompt, "answer": q.gold}) + "\n")
+            wrong = Counter(matrix.answers[m].get(q.qid, "") for m in matrix.models if not matrix.correct[m].get(q.qid, False))
+            wrong.pop("", None)
+            if wrong:
+                f.write(json.dumps({"question": q.prompt, "better": ANSWER_TEMPLATE.format(answer=q.gold),
+                                    "worse": ANSWER_TEMPLATE.format(answer=wrong.most_common(1)[0][0])}) + "\n")
+
+
+def vote(answers: dict[str, str], correct: dict[str, bool], weights: dict[str, float]) -> float:
+    """Accuracy of a (weighted) vote over recorded answers; ties broken uniformly (expected value)."""
+    tally: dict[str, float] = defaultdict(float)
+    for node, a in answers.items():
+        if a:
+            tally[a] += weights.get(node, 1.0)
+    if not tally:
+        return 0.0
+    top = max(tally.values())
+    winners = [a for a, w in tally.items() if abs(w - top) < 1e-12]
+    return sum(any(correct[n] for n, x in answers.items() if x == a) for a in winners) / len(winners)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    matrix = load(args.data, args.dataset)
+    models = [m for m in (args.models.split(",") if args.models else matrix.models)]
+    unknown = sorted(set(models) - set(matrix.models))
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; the {args.dataset} data has: {', '.join(matrix.models)}")
+    scored, held_out = split(matrix, args.seed, args.held_out)
+    if args.limit:
+        scored = scored[: args.limit]
+    tables = {m: {q.prompt: matrix.answers[m].get(q.qid, "") for q in matrix.questions} for m in models}
+    backends: list[Any] = [ReplayBackend(tables[m], name=m) for m in models]
+    gold = {q.prompt: q.gold for q in matrix.questions}
+    for i in range(args.adversaries):
+        honest = ReplayBackend(gold, name=f"{args.adversary_kind}-{i}")
+        backends.append(Adversary(honest, args.adversary_kind, member=i, seed=args.seed + i, honest_calls=ADMISSION_CALLS))
+    k = args.k or len(backends)
+    with tempfile.TemporaryDirectory(prefix="swarmrank-replay-") as tmp:
+        bank = Path(tmp) / "bank.jsonl"
+        write_bank(bank, matrix, held_out)
+        print(f"{args.dataset}: {len(scored)} scored questions, {len(held_out)} held out for calibration and spot checks, "
+              f"{len(backends)} nodes", file=sys.stderr)
+        async with LocalSwarm(Path(tmp) / "swarm", backends, k=k, max_k=max(k, 2), seed=args.seed,
+                              calibration_bank=bank, calibration_threshold=args.calibration_threshold,
+                              spot_check_rate=args.spot_check_rate, heartbeat_interval=30.0,
+                              generate_timeout=60.0, judge_timeout=60.0) as swarm:
+            name_of = dict(zip(swarm.node_ids, [b.info.name for b in backends]))
+            adversaries = set(swarm.node_ids[len(models):])
+            rows: list[dict[str, Any]] = []
+            progress = ProgressBar("rounds", len(scored), unit="q", scale=1)
+            started = time.perf_counter()
+            async with swarm.client() as client:
+                gate = asyncio.Semaphore(args.concurrency)
+
+                async def one(q: Question) -> None:
+                    async with gate:
+                        reputation = {n.node_id: n.reputation for n in await client.nodes()}
+                        answer = await client.ask(q.prompt, timeout=300)
+                    winner = name_of[answer.winner_node_id]
+                    node_answers = {name_of[c.node_id]: (gold[q.prompt] if name_of[c.node_id] in adversaries else "") for c in answer.candidates}
+                    node_answers = {}
+                    node_correct = {}
+                    for node_id, name in name_of.items():
+                        if node_id in adversaries:
+                            node_answers[name] = wrong_answer(q.gold) if args.adversary_kind in ("colluding", "sybil", "two-faced") else q.gold
+                            node_correct[name] = node_answers[name] == q.gold
+                        else:
+                            node_answers[name] = matrix.answers[name].get(q.qid, "")
+                            node_correct[name] = matrix.correct[name].get(q.qid, False)
+                    swarm_ok = (node_correct[winner] if winner in matrix.correct else same_answer(answer.text, q.gold))
+                    rows.append({
+                        "qid": q.qid, "swarm": bool(swarm_ok),
+                        "plurality": vote(node_answers, node_correct, {}),
+                        "weighted": vote(node_answers, node_correct, {name_of[n]: r for n, r in reputation.items() if n in name_of}),
+                        "oracle": any(node_correct.values()),
+                        "single": {m: matrix.correct[m].get(q.qid, False) for m in models},
+                        "judge_calls": len({j.judge_node_id for j in answer.judgments}),
+                        "comparisons": len(answer.judgments),
+                    })
+                    progress(len(rows))
+
+                await asyncio.gather(*(one(q) for q in scored))
+                elapsed = time.perf_counter() - started
+                final = {name_of[n.node_id]: round(n.reputation, 4) for n in await client.nodes()}
+    n = len(rows)
+    singles = {m: sum(r["single"][m] for r in rows) / n for m in models}
+    best = max(singles, key=singles.__getitem__)
+    return {
+        "benchmark": "replay",
+        "dataset": args.dataset,
+        "questions": n,
+        "held_out": len(held_out),
+        "nodes": len(backends),
+        "adversaries": args.adversaries,
+        "adversary_kind": args.adversary_kind if args.adversaries else None,
+        "k": k,
+        "seed": args.seed,
+        "swarm_accuracy": sum(r["swarm"] for r in rows) / n,
+        "plurality_accuracy": sum(r["plurality"] for r in rows) / n,
+        "weighted_vote_accuracy": sum(r["weighted"] for r in rows) / n,
+        "best_single_accuracy": singles[best],
+        "best_single_model": best,
+        "oracle_accuracy": sum(r["oracle"] for r in rows) / n,
+        "rounds_per_second": n / elapsed,
+        "judge_calls_per_round": sum(r["judge_calls"] for r in rows) / n,
+        "comparisons_per_round": sum(r["comparisons"] for r in rows) / n,
+        "final_reputation": final,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="swarmrank bench replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data directory (read by path)")
+    parser.add_argument("--dataset", choices=DATASETS, default="mmlu-pro")
+    parser.add_argument("--models", default="", help="comma-separated model columns (default: all)")
+    parser.add_argument("--k", type=int, default=0, help="generators per round (default: every node)")
+    parser.add_argument("--limit", type=int, default=0, help="scored questions (default: all not held out)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--held-out", type=float, default=0.05, help="fraction held out for calibration and spot checks")
+    parser.add_argument("--spot-check-rate", type=float, default=0.1)
+    parser.add_argument("--calibration-threshold", type=float, default=0.0,
+                        help="admission threshold (default 0: every model takes part, so the comparison with plurality is fair)")
+    parser.add_argument("--adversaries", type=int, default=0)
+    parser.add_argument("--adversary-kind", choices=[k for k in KINDS if k != "lazy"] + ["lazy"], default="colluding")
+    parser.add_argument("--concurrency", type=int, default=4, help="rounds in flight at once")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args))
+    table = "\n".join(f"{key:<26}{result[key]:.4f}" if isinstance(result[key], float) else f"{key:<26}{result[key]}"
+                      for key in ("dataset", "questions", "nodes", "swarm_accuracy", "plurality_accuracy", "weighted_vote_accuracy",
+                                  "best_single_accuracy", "best_single_model", "oracle_accuracy", "rounds_per_second",
+                                  "judge_calls_per_round"))
+    if args.json:
+        print(table, file=sys.stderr)
+        print(json.dumps(result, indent=2))
+    else:
+        print(table)
+    return 0

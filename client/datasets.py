@@ -1,0 +1,76 @@
+"""Real answer matrices of real models, read by path from the shared data directory (never copied).
+
+Each dataset becomes a list of questions (prompt text + gold answer) and, per model, its recorded
+final answer and whether the dataset's own grader marked it correct.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DATASETS = ("mmlu-pro", "gsm", "math-l5")
+
+
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    prompt: str
+    gold: str
+    category: str = ""
+
+
+@dataclass(frozen=True)
+class AnswerMatrix:
+    name: str
+    questions: list[Question]
+    models: list[str]
+    answers: dict[str, dict[str, str]]   # model -> qid -> final answer ("" or missing: none)
+    correct: dict[str, dict[str, bool]]  # model -> qid -> graded correct
+
+
+def _csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with gzip.open(path, "rt", newline="") as f:
+        reader = csv.reader(f)
+        head = next(reader)
+        return head, list(reader)
+
+
+def _jsonl(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    with gzip.open(path, "rt") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def mmlu_prompt(question: str, options: list[str]) -> str:
+    letters = "ABCDEFGHIJ"
+    lines = [question.strip(), "", "Options:"] + [f"{letters[i]}) {o}" for i, o in enumerate(options)]
+    return "\n".join(lines + ["", "Answer with the letter of the correct option."])
+
+
+def load(data_dir: Path, dataset: str) -> AnswerMatrix:
+    data_dir = Path(data_dir)
+    if dataset == "mmlu-pro":
+        meta = {str(q["question_id"]): q for q in _jsonl(data_dir / "mmlu_pro" / "questions.jsonl.gz")}
+        head, rows = _csv(data_dir / "mmlu_pro" / "predictions.csv.gz")
+        models = head[2:]
+        questions = [Question(r[0], mmlu_prompt(meta[r[0]]["question"], meta[r[0]]["options"]), r[1], meta[r[0]]["category"])
+                     for r in rows if r[0] in meta]
+        answers = {m: {r[0]: r[2 + i] for r in rows} for i, m in enumerate(models)}
+        correct = {m: {r[0]: r[2 + i] == r[1] for r in rows} for i, m in enumerate(models)}
+        return AnswerMatrix(dataset, questions, models, answers, correct)
+    if dataset in ("gsm", "math-l5"):
+        base = data_dir / "zeroeval"
+        meta = {str(q["id"]): q for q in _jsonl(base / f"{dataset}_questions.jsonl.gz")}
+        head, rows = _csv(base / f"{dataset}_answers.csv.gz")
+        _, graded = _csv(base / f"{dataset}_correct.csv.gz")
+        models = head[1:]
+        # GSM8K gold answers look like "#### 18": keep what follows the marks.
+        questions = [Question(r[0], str(meta[r[0]]["question"]).strip(), str(meta[r[0]]["answer"]).split("#")[-1].strip())
+                     for r in rows if r[0] in meta]
+        answers = {m: {r[0]: r[1 + i] for r in rows if r[1 + i] != ""} for i, m in enumerate(models)}
+        correct = {m: {r[0]: r[1 + i] == "1" for r in graded if r[1 + i] != ""} for i, m in enumerate(models)}
+        return AnswerMatrix(dataset, questions, models, answers, correct)
+    raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
