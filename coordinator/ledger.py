@@ -50,6 +50,7 @@ def entry_hash(prev_hash: bytes, seq: int, body: str) -> bytes:
 
 def genesis_body(identity: Identity) -> dict[str, Any]:
     rule = {"probation": reputation.PROBATION, "quarantine": reputation.QUARANTINE, "rates": reputation.RATES,
+            "min_truths": reputation.MIN_TRUTHS, "mean_line": reputation.MEAN_LINE,
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
@@ -150,11 +151,12 @@ class ReplayReport:
 
 def replay_and_compare(db_path: Path) -> ReplayReport:
     """Rebuild every node's trust from the ledger and compare it with the stored node table."""
+    from .store import TRUST_COLUMNS, trust_from_row  # the store imports this module
+
     table = reputation.replay(events(db_path))
     db = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
     try:
-        stored = {r[0]: reputation.Trust(r[1], r[2], r[3], r[5], r[4]) for r in db.execute(
-            "SELECT node_id, generator_score, judge_score, status, truths_passed, trust_updated_unix FROM nodes")}
+        stored = {r[0]: trust_from_row(r[1:]) for r in db.execute(f"SELECT node_id, {TRUST_COLUMNS} FROM nodes")}
     finally:
         db.close()
     mismatches = sorted(n for n in set(table) | set(stored) if table.get(n) != stored.get(n))

@@ -16,7 +16,10 @@ Rule (all constants below; see README "Trust"):
   work costs a fixed penalty at once.
 - **Decay.** Between events a score relaxes toward ``PROBATION`` with time constant
   ``DECAY_SECONDS``: old merit fades, so does old blame (a quarantined score does not decay).
-- **Bounds.** Scores stay in [0, 1]. A reputation below ``QUARANTINE`` stops all work.
+- **Bounds.** Scores stay in [0, 1]. Quarantine (no work) comes from a penalty that puts the
+  reputation below ``QUARANTINE``, or from a poor ground-truth record in one role: its score and
+  the mean of at least ``MIN_TRUTHS`` calibration/spot-check values below ``MEAN_LINE`` (0.15
+  generator, 0.1 judge).
 - **Weight.** A judge's weight in aggregation is its judge score^2 (monotone), capped at
   ``PROBATION_WEIGHT_CAP`` until the node has passed ``PROVEN_AFTER`` ground-truth checks: ten fresh
   identities weigh at most 10 x 0.02 = 0.2, less than one established node at score >= 0.45.
@@ -36,6 +39,13 @@ from .trust import Trust
 
 PROBATION = 0.2
 QUARANTINE = 0.1
+# Evidence alone quarantines a node only when the role at fault has a poor ground-truth record: its
+# score and the mean of at least MIN_TRUTHS calibration/spot-check values both below the role's
+# line (generator values are in [0, 1], judge values 2a - 1 in [-1, 1]: a judge no better than
+# chance has mean 0). A score alone would eventually wander below any line and trap honest but
+# imperfect nodes for good; ground truth also cannot be swayed by whoever dominates a consensus.
+MIN_TRUTHS = 4
+MEAN_LINE = {"generator": 0.15, "judge": 0.1}
 PROVEN_AFTER = 5
 PROBATION_WEIGHT_CAP = 0.02
 DECAY_SECONDS = 7 * 86400.0
@@ -77,10 +87,18 @@ def decayed(t: Trust, ts: float) -> Trust:
                    judge=PROBATION + (t.judge - PROBATION) * factor, updated_unix=ts)
 
 
-def _settle(t: Trust) -> Trust:
+def _settle(t: Trust, role: str = "") -> Trust:
+    """Clip scores; quarantine after a penalty (``role`` empty) or a poor record in ``role``."""
     t = replace(t, generator=min(1.0, max(0.0, t.generator)), judge=min(1.0, max(0.0, t.judge)))
-    if t.status in ("probation", "established") and t.score < QUARANTINE:
-        return replace(t, status="quarantined")
+    if t.status in ("probation", "established"):
+        if not role and t.score < QUARANTINE:
+            return replace(t, status="quarantined")
+        if role:
+            fast, total, n = ((t.generator, t.generator_sum, t.generator_n) if role == "generator"
+                              else (t.judge, t.judge_sum, t.judge_n))
+            line = max(QUARANTINE, MEAN_LINE[role])
+            if fast < line and n >= MIN_TRUTHS and total / n < MEAN_LINE[role]:
+                return replace(t, status="quarantined")
     if t.status == "probation" and t.truths_passed >= PROVEN_AFTER:
         return replace(t, status="established")
     return t
@@ -100,14 +118,19 @@ def apply(t: Trust | None, e: Event) -> Trust:
         return _settle(replace(t, generator=t.generator - cost, judge=t.judge - cost))
     if e.kind == "evidence":
         rate = RATES[e.source]
-        passed = t.truths_passed + (1 if e.source in GROUND_TRUTH and e.value >= 0.5 else 0)
+        truth = e.source in GROUND_TRUTH
+        passed = t.truths_passed + (1 if truth and e.value >= 0.5 else 0)
         if e.role == "generator":
             t = replace(t, generator=t.generator + rate * (e.value - t.generator))
+            if truth:
+                t = replace(t, generator_sum=t.generator_sum + e.value, generator_n=t.generator_n + 1)
         elif e.role == "judge":
             t = replace(t, judge=t.judge + rate * (e.value - t.judge))
+            if truth:
+                t = replace(t, judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1)
         else:
             raise ValueError(f"evidence needs a role, got {e.role!r}")
-        return _settle(replace(t, truths_passed=passed))
+        return _settle(replace(t, truths_passed=passed), e.role)
     raise ValueError(f"unknown event kind {e.kind!r}")
 
 
@@ -133,14 +156,38 @@ def agreement(judgment: Judgment, consensus: Consensus) -> float:
     return 1.0 if (judgment.preference == Preference.A) == (sa > sb) else 0.0
 
 
+INCONSISTENT = -0.5  # value of a pair on which a judge preferred the same position in both orders
+
+
+def judge_values(scored: Iterable[tuple[str, tuple[int, int], float, Preference]]) -> dict[str, list[float]]:
+    """Per judge, one value per pair it judged (items: judge, pair, agreement, preference): 2a - 1
+    for its mean agreement a on the pair, or ``INCONSISTENT`` when it preferred the same position in
+    both orders (position bias or coin flips: not a judgment of the answers)."""
+    pairs: dict[tuple[str, tuple[int, int]], list[tuple[float, Preference]]] = {}
+    for judge, pair, agreed, preference in scored:
+        pairs.setdefault((judge, pair), []).append((agreed, preference))
+    values: dict[str, list[float]] = {}
+    for (judge, _), verdicts in sorted(pairs.items()):
+        prefs = [p for _, p in verdicts]
+        if len(prefs) == 2 and prefs[0] == prefs[1] and prefs[0] != Preference.TIE:
+            value = INCONSISTENT
+        else:
+            value = 2.0 * sum(a for a, _ in verdicts) / len(verdicts) - 1.0
+        values.setdefault(judge, []).append(value)
+    return values
+
+
 def _role_events(round_id: str, ts: float, source: str, generators: Mapping[str, float],
                  judges: Mapping[str, list[float]]) -> list[Event]:
-    """Generator events with their values, then judge events with 2a - 1 for agreement rate a."""
+    """Generator events with their values, then judge events with the mean of their pair values."""
     events = [Event("evidence", node, ts, source, generators[node], round_id, "generator") for node in sorted(generators)]
     for node in sorted(judges):
-        rate = sum(judges[node]) / len(judges[node])
-        events.append(Event("evidence", node, ts, source, 2.0 * rate - 1.0, round_id, "judge"))
+        events.append(Event("evidence", node, ts, source, sum(judges[node]) / len(judges[node]), round_id, "judge"))
     return events
+
+
+def _pair(j: Judgment) -> tuple[int, int]:
+    return (min(j.answer_a, j.answer_b), max(j.answer_a, j.answer_b))
 
 
 def round_events(
@@ -158,22 +205,21 @@ def round_events(
     ranks = consensus.ranks or [consensus.ranking.index(i) + 1 for i in range(len(consensus.ranking))]
     last = max(ranks)
     generators = {node: 1.0 if last == 1 else 1.0 - (ranks[i] - 1) / (last - 1) for node, i in answer_of_generator.items()}
-    judges: dict[str, list[float]] = {}
-    for j in judgments:
-        judges.setdefault(j.judge_node_id, []).append(agreement(j, consensus))
+    judges = judge_values((j.judge_node_id, _pair(j), agreement(j, consensus), j.preference) for j in judgments)
     return events + _role_events(round_id, ts, "round", generators, judges)
 
 
 def spot_check_events(
     round_id: str, ts: float, correct: Sequence[bool], answer_of_generator: Mapping[str, int], judgments: Sequence[Judgment],
-    known: Mapping[str, Sequence[float]] = {},
 ) -> list[Event]:
-    """Ground truth from a hidden calibration round: ``correct[i]`` says whether candidate i is
-    right; ``known`` holds each judge's results (1 right, 0.5 tie, 0 wrong) on planted known pairs."""
+    """Ground truth from a hidden calibration round: ``correct[i]`` says whether answer i is right
+    (planted known answers included). Judges are scored on pairs where exactly one answer is right."""
     generators = {node: 1.0 if correct[answer] else 0.0 for node, answer in answer_of_generator.items()}
-    judges: dict[str, list[float]] = {node: list(scores) for node, scores in known.items()}
-    for j in judgments:
-        if correct[j.answer_a] != correct[j.answer_b]:
-            right = Preference.A if correct[j.answer_a] else Preference.B
-            judges.setdefault(j.judge_node_id, []).append(0.5 if j.preference == Preference.TIE else float(j.preference == right))
+
+    def truth(j: Judgment) -> float:
+        right = Preference.A if correct[j.answer_a] else Preference.B
+        return 0.5 if j.preference == Preference.TIE else float(j.preference == right)
+
+    judges = judge_values((j.judge_node_id, _pair(j), truth(j), j.preference)
+                          for j in judgments if correct[j.answer_a] != correct[j.answer_b])
     return _role_events(round_id, ts, "spot_check", generators, judges)

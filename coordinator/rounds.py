@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmrank.protos import limits, signing
-from swarmrank.protos.types import Preference
 
 from . import consensus as consensus_mod
 from . import dispatch, judging_plan, reputation
@@ -135,10 +134,10 @@ class RoundRunner:
             )
         failed = {f.node_id for f in state.failures}
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
-        judgments, known = await self._judge(state, candidates, [n for n in available if n.node_id not in failed], known_pair)
+        judgments, planted = await self._judge(state, candidates, [n for n in available if n.node_id not in failed], known_pair)
         verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior)
         result = self._result(state, candidates, judgments, verdict, started, created)
-        self._learn(state, verdict, judgments, candidates, spot_check, result, known)
+        self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
@@ -189,10 +188,10 @@ class RoundRunner:
         return [dataclasses.replace(c, candidate_id=candidate_label(i)) for i, c in enumerate(arrived)]
 
     async def _judge(self, state: _RoundState, candidates: Sequence[Candidate], judges: Sequence[NodeRecord],
-                     known_pair: PairwiseChallenge | None = None) -> tuple[list[Judgment], dict[str, list[float]]]:
+                     known_pair: PairwiseChallenge | None = None) -> tuple[list[Judgment], list[Judgment]]:
         """Judge the round's candidates. With ``known_pair`` (spot checks), every judge also gets that
-        pair's better and worse answers in both orders, mixed anonymously into its batch; how often it
-        prefers the better one is returned per judge, apart from the judgments of real candidates."""
+        pair's better and worse answers in both orders, mixed anonymously into its batch. Returns the
+        judgments of real candidates and, apart, those of the planted pair (answer indices n, n + 1)."""
         if len(candidates) < 2 and known_pair is None:
             return [], {}
         by_id = {n.node_id: n for n in judges}
@@ -207,7 +206,9 @@ class RoundRunner:
         planted: list[tuple[int, int, str]] = []
         if known_pair is not None:  # planted answers have no author: every node may judge them
             better, worse = len(items), len(items) + 1
-            items += [Candidate("", "", "", known_pair.better, b"", b""), Candidate("", "", "", known_pair.worse, b"", b"")]
+            # Fresh nonces, like any candidate's: a node that wrote the same text must still judge them.
+            items += [Candidate("", "", "", known_pair.better, os.urandom(16), b""),
+                      Candidate("", "", "", known_pair.worse, os.urandom(16), b"")]
             planted = [(a, b, j) for j in sorted(by_id) for a, b in ((better, worse), (worse, better))]
         planned = judging_plan.anonymise(planned, self._rng, round_tag=tag, planted=planted)
         calls = [(judge, batch) for judge, group in judging_plan.batches(planned, limits.MAX_COMPARISONS_PER_JUDGE_CALL).items()
@@ -259,13 +260,8 @@ class RoundRunner:
 
         await asyncio.gather(*(one(j, b) for j, b in calls))
         judgments.sort(key=lambda j: j.comparison_id)
-        n = len(candidates)
-        known: dict[str, list[float]] = {}
-        for j in judgments:
-            if j.answer_a >= n:  # a planted pair: answer index n is the better answer
-                right = Preference.A if j.answer_a == n else Preference.B
-                known.setdefault(j.judge_node_id, []).append(0.5 if j.preference == Preference.TIE else float(j.preference == right))
-        return [j for j in judgments if j.answer_a < n], known
+        n = len(candidates)  # planted answers have indices n (better) and n + 1 (worse)
+        return [j for j in judgments if j.answer_a < n], [j for j in judgments if j.answer_a >= n]
 
     def _result(self, state: _RoundState, candidates: Sequence[Candidate], judgments: Sequence[Judgment],
                 verdict: consensus_mod.Consensus, started: float, created: float) -> RoundResult:
@@ -285,13 +281,13 @@ class RoundRunner:
 
     def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
                candidates: Sequence[Candidate], spot_check: GenerationChallenge | None,
-               result: RoundResult | None = None, known: dict[str, list[float]] | None = None) -> None:
+               result: RoundResult | None = None, planted: Sequence[Judgment] = ()) -> None:
         ts = self._registry.clock()
         answer_of = {c.node_id: i for i, c in enumerate(candidates)}
         events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties)
         if spot_check is not None and candidates:
-            correct = [is_correct(c.text, spot_check) for c in candidates]
-            events += reputation.spot_check_events(state.round_id, ts, correct, answer_of, judgments, known or {})
+            correct = [is_correct(c.text, spot_check) for c in candidates] + [True, False]  # + planted better, worse
+            events += reputation.spot_check_events(state.round_id, ts, correct, answer_of, [*judgments, *planted])
         summaries = []
         if result is not None:
             summaries.append({

@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS nodes (
     status TEXT NOT NULL,
     truths_passed INTEGER NOT NULL,
     trust_updated_unix REAL NOT NULL,
+    generator_sum REAL NOT NULL,
+    generator_n INTEGER NOT NULL,
+    judge_sum REAL NOT NULL,
+    judge_n INTEGER NOT NULL,
     rounds INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rounds (
@@ -76,10 +80,20 @@ def round_from_json(text: str) -> RoundResult:
     })
 
 
+TRUST_COLUMNS = ("generator_score, judge_score, status, truths_passed, trust_updated_unix, "
+                 "generator_sum, generator_n, judge_sum, judge_n")
+
+
+def trust_from_row(r: Sequence[Any]) -> Trust:
+    """A Trust from the TRUST_COLUMNS of a node row."""
+    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8])
+
+
 def _node_row(n: NodeRecord) -> tuple[Any, ...]:
     return (n.node_id, n.public_key, n.address, json.dumps([asdict(m) for m in n.models]), n.max_concurrency,
             n.registered_unix, n.last_seen_unix, n.trust.generator, n.trust.judge, n.trust.status,
-            n.trust.truths_passed, n.trust.updated_unix, n.rounds)
+            n.trust.truths_passed, n.trust.updated_unix, n.trust.generator_sum, n.trust.generator_n,
+            n.trust.judge_sum, n.trust.judge_n, n.rounds)
 
 
 class Store:
@@ -114,11 +128,11 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT node_id, public_key, address, models, max_concurrency, registered_unix, last_seen_unix, "
-                "generator_score, judge_score, status, truths_passed, trust_updated_unix, rounds FROM nodes"
+                f"{TRUST_COLUMNS}, rounds FROM nodes"
             ).fetchall()
         return [
             NodeRecord(r[0], bytes(r[1]), r[2], tuple(ModelInfo(**m) for m in json.loads(r[3])), r[4], r[5], r[6],
-                       Trust(r[7], r[8], r[9], r[11], r[10]), r[12])
+                       trust_from_row(r[7:16]), r[16])
             for r in rows
         ]
 
@@ -135,13 +149,14 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for n in new_nodes:
-                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _node_row(n))
+                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _node_row(n))
                 self._ledger.append(self._db, list(bodies))
                 for node_id, t in trusts.items():
                     self._db.execute(
-                        "UPDATE nodes SET generator_score=?, judge_score=?, status=?, truths_passed=?, trust_updated_unix=? "
-                        "WHERE node_id=?",
-                        (t.generator, t.judge, t.status, t.truths_passed, t.updated_unix, node_id),
+                        "UPDATE nodes SET generator_score=?, judge_score=?, status=?, truths_passed=?, trust_updated_unix=?, "
+                        "generator_sum=?, generator_n=?, judge_sum=?, judge_n=? WHERE node_id=?",
+                        (t.generator, t.judge, t.status, t.truths_passed, t.updated_unix, t.generator_sum, t.generator_n,
+                         t.judge_sum, t.judge_n, node_id),
                     )
                 for node_id in set(players):
                     self._db.execute("UPDATE nodes SET rounds=rounds+1 WHERE node_id=?", (node_id,))

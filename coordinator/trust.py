@@ -17,6 +17,13 @@ class Trust:
     status: str         # "probation", "established", "quarantined" or "refused"
     updated_unix: float
     truths_passed: int  # ground-truth checks passed since the last admission
+    # The ground-truth record since admission, per role (sum and count of calibration and spot-check
+    # values): quarantine needs a poor record, not one unlucky streak of the scores above, and
+    # ground truth cannot be swayed by whoever dominates a round's consensus.
+    generator_sum: float = 0.0
+    generator_n: int = 0
+    judge_sum: float = 0.0
+    judge_n: int = 0
 
     @property
     def score(self) -> float:
