@@ -198,8 +198,10 @@ class RoundRunner:
         texts = [c.text.strip() for c in candidates]
         pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
         tag = uuid.uuid4().hex[:8]
+        trusts = self._registry.trusts()
         planned, unassigned = judging_plan.assign(pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id),
-                                                  self._rng, round_tag=tag)
+                                                  self._rng, round_tag=tag,
+                                                  weights={j: reputation.judge_weight(trusts.get(j)) for j in by_id})
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
         items = list(candidates)
@@ -215,7 +217,6 @@ class RoundRunner:
                  for batch in group]
         total, done = len(planned), 0
         state.emit(JudgingProgress(0, total))
-        trusts = self._registry.trusts()
         judgments: list[Judgment] = []
 
         async def one(judge_id: str, batch: list[judging_plan.PlannedComparison]) -> None:
