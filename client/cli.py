@@ -7,7 +7,7 @@
     swarmrank nodes | round ID           inspect a swarm
     swarmrank ledger {verify,replay}     audit a coordinator's ledger
     swarmrank models [--prepare]         list / prepare the offline model catalogue
-    swarmrank bench {node,kernels,replay}  benchmarks (JSON with --json)
+    swarmrank bench {node,kernels,replay,live}  benchmarks (JSON with --json)
 """
 
 from __future__ import annotations
@@ -224,6 +224,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from swarmrank.node.bench import main as bench_main
     elif args.target == "replay":
         from .bench_replay import main as bench_main
+    elif args.target == "live":
+        from .bench_live import main as bench_main
     else:
         from swarmrank.kernels.bench import main as bench_main
     return bench_main(args.rest)
@@ -294,8 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=None, help="keep keys, database and logs here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks: 'bench node --help', 'bench kernels --help', 'bench replay --help'")
-    bench.add_argument("target", choices=["node", "kernels", "replay"])
+    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live} --help'")
+    bench.add_argument("target", choices=["node", "kernels", "replay", "live"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
     return parser

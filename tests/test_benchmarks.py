@@ -1,4 +1,4 @@
-"""The replay benchmark on a few questions, through the real gRPC path (fast settings)."""
+"""The replay and live benchmarks on a few questions, through the real gRPC path (fast settings)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,17 @@ def test_gsm_replay_with_colluding_adversaries() -> None:
               "--limit", "20", "--adversaries", "1", "--adversary-kind", "colluding", "--spot-check-rate", "0.5")
     assert r["nodes"] == 4 and r["adversaries"] == 1 and r["questions"] == 20
     assert r["swarm_accuracy"] >= 0.5  # three strong models outvote one liar on GSM8K
+
+
+@needs_data
+def test_live_bench_with_the_real_models() -> None:
+    from conftest import models_available
+
+    if not models_available():
+        pytest.skip("needs the models extra")
+    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "bench", "live", "--data", str(DATA), "--json",
+                          "--suite", "arc-easy", "--limit", "2", "--max-tokens", "16"], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout)
+    assert r["questions"] == 2 and r["nodes"] == 3 and set(r["single_accuracy"]) == {"smollm2-135m", "qwen2.5-coder-0.5b", "gemma3-270m"}
+    assert r["seconds_per_round"] > 0 and 0 <= r["swarm_accuracy"] <= r["oracle_accuracy"] <= 1
