@@ -72,7 +72,7 @@ def vote(answers: dict[str, str], correct: dict[str, bool], weights: dict[str, f
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     matrix = load(args.data, args.dataset)
-    models = [m for m in (args.models.split(",") if args.models else matrix.models)]
+    models = args.models.split(",") if args.models else matrix.models
     unknown = sorted(set(models) - set(matrix.models))
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; the {args.dataset} data has: {', '.join(matrix.models)}")
@@ -108,11 +108,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         reputation = {n.node_id: n.reputation for n in await client.nodes()}
                         answer = await client.ask(q.prompt, timeout=300)
                     winner = name_of[answer.winner_node_id]
-                    node_answers = {name_of[c.node_id]: (gold[q.prompt] if name_of[c.node_id] in adversaries else "") for c in answer.candidates}
                     node_answers = {}
                     node_correct = {}
                     for node_id, name in name_of.items():
-                        if node_id in adversaries:
+                        if node_id in adversaries:  # what it answered, for the vote baselines
                             node_answers[name] = wrong_answer(q.gold) if args.adversary_kind in ("colluding", "sybil", "two-faced") else q.gold
                             node_correct[name] = node_answers[name] == q.gold
                         else:

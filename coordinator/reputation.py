@@ -53,9 +53,6 @@ RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1}
 GROUND_TRUTH = ("calibration", "spot_check")
 PENALTY = {"bad_signature": 0.15, "unasked_verdict": 0.1, "no_show": 0.05}
 
-# Kept for callers that only need a neutral default (unknown nodes).
-INITIAL = PROBATION
-
 
 @dataclass(frozen=True)
 class Event:

@@ -13,7 +13,7 @@ class CoordinatorSettings(BaseSettings):
 
     listen: str = "127.0.0.1:50051"
     db: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "swarmrank" / "coordinator.db")
-    k: int = Field(5, ge=2, le=32, description="generators per round by default")
+    k: int = Field(5, ge=2, le=64, description="generators per round by default")
     max_k: int = Field(16, ge=2, le=64)
     min_quorum: int = Field(2, ge=2, description="candidates needed for a round to go on")
     default_max_tokens: int = Field(256, ge=1, le=4096)

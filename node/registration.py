@@ -56,7 +56,10 @@ async def stay_registered(
     stop: asyncio.Event,
 ) -> None:
     backoff = 1.0
-    async with grpc.aio.insecure_channel(coordinator, options=limits.GRPC_OPTIONS) as channel:
+    # Its own connection (not gRPC's process-wide subchannel pool): the coordinator rate-limits per
+    # peer address, and several nodes in one process must not look like one peer.
+    options = [*limits.GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(coordinator, options=options) as channel:
         stub = coordinator_pb2_grpc.CoordinatorStub(channel)
         while not stop.is_set():
             try:

@@ -28,7 +28,7 @@ ADMISSION_CALLS = 6  # 4 generation + 2 pairwise challenges
 ROUNDS = 60
 # Adversaries that pass admission honestly are indistinguishable from honest nodes until they have
 # misbehaved in a few rounds; correctness is asserted after this warm-up (earlier rounds are reported).
-WARM_UP = 5
+WARM_UP = 8
 QUARANTINE_BOUND = 50  # rounds within which every adversary must be quarantined (worst seen: 18)
 
 
