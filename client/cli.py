@@ -135,19 +135,26 @@ def print_event(event: object, err: typing.TextIO = sys.stderr) -> None:
     err.flush()
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    with Client(args.coordinator, timeout=args.timeout) as client:
-        answer = None
-        for event in client.stream(args.prompt, k=args.k, max_tokens=args.max_tokens, temperature=args.temperature):
-            if isinstance(event, Completed):
-                answer = event.answer
-            elif not args.json:
-                print_event(event)
-    assert answer is not None
-    if args.json:
+def ask_and_print(client: Client, prompt: str, *, as_json: bool, progress: bool = True, **options: Any) -> None:
+    """Run a round, show its progress on stderr, print the answer (pretty or JSON) on stdout."""
+    answer = None
+    for event in client.stream(prompt, **options):
+        if isinstance(event, Completed):
+            answer = event.answer
+        elif progress:
+            print_event(event)
+    if answer is None:
+        raise SwarmrankError("the round ended without a result", "INTERNAL")
+    if as_json:
         print(json.dumps(answer_summary(answer), indent=2))
     else:
         print_answer(answer)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    with Client(args.coordinator, timeout=args.timeout) as client:
+        ask_and_print(client, args.prompt, as_json=args.json, progress=not args.json, k=args.k,
+                      max_tokens=args.max_tokens, temperature=args.temperature)
     return 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import re
 import signal
@@ -22,7 +21,6 @@ from pathlib import Path
 
 from .progress import ProgressBar
 from .sdk import Client
-from .types import Answer, Completed
 
 READY = re.compile(r"listening on (\S+)")
 
@@ -90,7 +88,7 @@ def _say(quiet: bool, text: str) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from swarmrank.node import catalogue
 
-    from .cli import answer_summary, print_answer, print_event
+    from .cli import ask_and_print
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for name in models:
@@ -130,17 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 for n in client.nodes():
                     _say(quiet, f"  {','.join(n.models)} admitted after calibration: {n.state}, reputation {n.reputation:.3f}")
                 _say(quiet, f"{len(models)} nodes registered; asking: {args.question}")
-                answer: Answer | None = None
-                for event in client.stream(args.question, k=len(models), max_tokens=args.max_tokens):
-                    if isinstance(event, Completed):
-                        answer = event.answer
-                    else:
-                        print_event(event)
-            assert answer is not None
-            if args.json:
-                print(json.dumps(answer_summary(answer), indent=2))
-            else:
-                print_answer(answer)
+                ask_and_print(client, args.question, as_json=args.json, k=len(models), max_tokens=args.max_tokens)
             return 0
         except BaseException:
             for child in children:

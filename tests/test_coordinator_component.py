@@ -12,7 +12,6 @@ from swarmrank.protos import signing
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import node_pb2 as npb
-from swarmrank.protos.v1 import coordinator_pb2_grpc
 
 
 def test_round_over_real_grpc(swarm) -> None:  # type: ignore[no-untyped-def]
