@@ -63,7 +63,10 @@ async def serve(
 ) -> None:
     """Run a node until SIGTERM/SIGINT (or ``stop`` is set); in-flight work gets ``grace_seconds``."""
     identity = Identity.load_or_create(settings.key_path)
-    backend = backend or await asyncio.to_thread(build_backend, settings)
+    # Load the model before any gRPC object exists, on this thread: llama.cpp's quiet loading dup2()s
+    # stdout/stderr, which must not race with gRPC's poller creating and closing descriptors (seen
+    # once as an epoll EBADF abort). Nothing is being served yet, so blocking the loop costs nothing.
+    backend = backend or build_backend(settings)
     service = NodeService(
         identity,
         backend,
