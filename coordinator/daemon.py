@@ -70,7 +70,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        log.info("coordinator shutting down")
+        log.info("coordinator shutting down; counters: %s", dict(runner.counters))
         await health_servicer.enter_graceful_shutdown()
         await server.stop(5.0)
         await runner.close()

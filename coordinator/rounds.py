@@ -79,18 +79,12 @@ class RoundRunner:
 
     def validate(self, params: AskParams) -> AskParams:
         s = self._settings
-        if not params.prompt.strip():
-            raise InvalidAsk("prompt is empty")
-        if len(params.prompt) > limits.MAX_PROMPT_CHARS:
-            raise InvalidAsk(f"prompt has {len(params.prompt)} characters; the limit is {limits.MAX_PROMPT_CHARS}")
-        if len(params.system) > limits.MAX_SYSTEM_CHARS:
-            raise InvalidAsk(f"system prompt is longer than {limits.MAX_SYSTEM_CHARS} characters")
+        problem = limits.generation_problem(params.prompt, params.system, params.max_tokens, s.max_tokens_limit,
+                                            params.temperature)
+        if problem:
+            raise InvalidAsk(problem)
         if params.k and not 2 <= params.k <= s.max_k:
             raise InvalidAsk(f"k must be 2..{s.max_k} (0 for the default {s.k}), got {params.k}")
-        if not 0 <= params.max_tokens <= s.max_tokens_limit:
-            raise InvalidAsk(f"max_tokens must be 1..{s.max_tokens_limit} (0 for the default), got {params.max_tokens}")
-        if not 0.0 <= params.temperature <= 2.0:
-            raise InvalidAsk(f"temperature must be within 0..2, got {params.temperature}")
         return AskParams(
             prompt=params.prompt,
             k=params.k or s.k,

@@ -170,16 +170,9 @@ class NodeService:
         _check_id("round_id", call.round_id)
         _check_nonce(call.nonce)
         self._resolve_model(call.model)
-        if not call.prompt.strip():
-            raise InvalidRequest("prompt is empty")
-        if len(call.prompt) > limits.MAX_PROMPT_CHARS:
-            raise InvalidRequest(f"prompt has {len(call.prompt)} characters; the limit is {limits.MAX_PROMPT_CHARS}")
-        if len(call.system) > limits.MAX_SYSTEM_CHARS:
-            raise InvalidRequest(f"system prompt is longer than {limits.MAX_SYSTEM_CHARS} characters")
-        if not 0 <= call.max_tokens <= self.max_tokens_limit:
-            raise InvalidRequest(f"max_tokens must be 1..{self.max_tokens_limit} (0 for the default), got {call.max_tokens}")
-        if not 0.0 <= call.temperature <= 2.0:
-            raise InvalidRequest(f"temperature must be within 0..2, got {call.temperature}")
+        problem = limits.generation_problem(call.prompt, call.system, call.max_tokens, self.max_tokens_limit, call.temperature)
+        if problem:
+            raise InvalidRequest(problem)
         return GenerationParams(
             prompt=call.prompt,
             system=call.system,
