@@ -31,6 +31,7 @@ from swarmrank.node.answers import same_answer
 from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
 
+from . import bench_judgebench
 from .datasets import DATASETS, AnswerMatrix, Question, load
 from .local_swarm import LocalSwarm
 from .progress import ProgressBar
@@ -93,7 +94,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
               f"{len(backends)} nodes", file=sys.stderr)
         async with LocalSwarm(Path(tmp) / "swarm", backends, k=k, max_k=max(k, 2), seed=args.seed,
                               calibration_bank=bank, calibration_threshold=args.calibration_threshold,
-                              spot_check_rate=args.spot_check_rate, heartbeat_interval=30.0,
+                              spot_check_rate=args.spot_check_rate, judges_per_pair=args.judges_per_pair or 1,
+                              heartbeat_interval=30.0,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
             name_of = dict(zip(swarm.node_ids, [b.info.name for b in backends]))
             adversaries = set(swarm.node_ids[len(models):])
@@ -166,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=0, help="generators per round (default: every node)")
     parser.add_argument("--limit", type=int, default=0, help="scored questions (default: all not held out)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--held-out", type=float, default=0.05, help="fraction held out for calibration and spot checks")
+    parser.add_argument("--held-out", type=float, default=None,
+                        help="fraction held out for calibration and spot checks (default 0.05; judgebench 0.2)")
+    parser.add_argument("--judges-per-pair", type=int, default=0,
+                        help="judges comparing each pair, a panel when > 1 (default 1; judgebench: every judge)")
     parser.add_argument("--spot-check-rate", type=float, default=0.1)
     parser.add_argument("--calibration-threshold", type=float, default=0.0,
                         help="admission threshold (default 0: every model takes part, so the comparison with plurality is fair)")
@@ -175,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="rounds in flight at once")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
+    if args.held_out is None:
+        args.held_out = 0.2 if args.dataset == "judgebench" else 0.05
+    result = asyncio.run(bench_judgebench.run(args) if args.dataset == "judgebench" else run(args))
     table = "\n".join(f"{key:<26}{result[key]:.4f}" if isinstance(result[key], float) else f"{key:<26}{result[key]}"
                       for key in ("dataset", "questions", "nodes", "swarm_accuracy", "plurality_accuracy", "weighted_vote_accuracy",
                                   "best_single_accuracy", "best_single_model", "oracle_accuracy", "rounds_per_second",

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-DATASETS = ("mmlu-pro", "gsm", "math-l5")
+DATASETS = ("mmlu-pro", "gsm", "math-l5", "judgebench")
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,44 @@ def load(data_dir: Path, dataset: str) -> AnswerMatrix:
         correct = {m: {r[0]: r[1 + i] == "1" for r in graded if r[1 + i] != ""} for i, m in enumerate(models)}
         return AnswerMatrix(dataset, questions, models, answers, correct)
     raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+
+
+@dataclass(frozen=True)
+class JudgedPair:
+    pair_id: str
+    question: str
+    response_a: str
+    response_b: str
+    better: str  # "A" or "B": which response is correct (JudgeBench's objective label)
+    source: str
+
+
+@dataclass(frozen=True)
+class JudgeBench:
+    pairs: list[JudgedPair]
+    judges: list[str]
+    # judge -> pair id -> (verdict with A shown first, verdict with B shown first), both as +1 (A is
+    # better), -1 (B is better) or 0 (tie / no decision), in the pair's own A/B frame.
+    verdicts: dict[str, dict[str, tuple[int, int]]]
+
+
+JUDGEBENCH_RESPONSES = "gpt-4o-2024-05-13"
+_DECISION = {"A>B": 1, "B>A": -1}
+
+
+def load_judgebench(data_dir: Path, responses: str = JUDGEBENCH_RESPONSES) -> JudgeBench:
+    """JudgeBench pairs of one response model and every judge that judged all of them. The recorded
+    second decision was made with the responses swapped, in the swapped frame: it is flipped back."""
+    base = Path(data_dir) / "judgebench"
+    pairs = [JudgedPair(p["pair_id"], p["question"].strip(), p["response_A"].strip(), p["response_B"].strip(),
+                        p["label"][0], p["source"]) for p in _jsonl(base / f"pairs_{responses}.jsonl.gz")]
+    head, rows = _csv(base / "judge_decisions.csv.gz")
+    col = {name: i for i, name in enumerate(head)}
+    verdicts: dict[str, dict[str, tuple[int, int]]] = {}
+    for r in rows:
+        if r[col["response_model"]] == responses:
+            verdicts.setdefault(r[col["judge_model"]], {})[r[col["pair_id"]]] = (
+                _DECISION.get(r[col["decision_AB"]], 0), -_DECISION.get(r[col["decision_BA_swapped"]], 0))
+    ids = {p.pair_id for p in pairs}
+    judges = sorted(j for j, v in verdicts.items() if ids <= set(v))
+    return JudgeBench(pairs, judges, {j: verdicts[j] for j in judges})

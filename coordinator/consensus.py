@@ -3,8 +3,8 @@
 Judging happens per candidate: a node may judge another node's candidate even when its own text is
 identical (otherwise an honest majority that agrees could never judge its own answer). Aggregation
 happens per distinct answer: candidates with the same text are one Bradley-Terry item, so every
-comparison won by any of them counts for all. An answer's "support" (the summed reputations of the
-nodes that wrote it) breaks ties in strength, e.g. when no comparison could be judged.
+comparison won by any of them counts for all. An answer's "support" (the summed generator scores of
+the nodes that wrote it) breaks ties in strength, e.g. when no comparison could be judged.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def text_groups(candidates: Sequence[Candidate]) -> list[int]:
 
 
 def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust]) -> list[float]:
-    """Per distinct answer: the summed reputation of every node that wrote it."""
+    """Per distinct answer: the summed generator score of every node that wrote it."""
     votes = [0.0] * (max(group_of) + 1 if group_of else 0)
     for c, g in zip(candidates, group_of):
-        votes[g] += trusts[c.node_id].score if c.node_id in trusts else 0.0
+        votes[g] += trusts[c.node_id].generator if c.node_id in trusts else 0.0
     return votes
 
 

@@ -35,9 +35,9 @@ def choose_generators(
     in_flight: Mapping[str, int] | None = None,
     exploration: float = DEFAULT_EXPLORATION,
 ) -> list[NodeRecord]:
-    """Up to ``k`` nodes among ``nodes`` (which the caller filtered to healthy, admitted ones)."""
+    """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted ones)."""
     busy = in_flight or {}
-    free = [n for n in nodes if busy.get(n.node_id, 0) < max(n.max_concurrency, 1)]
+    free = [n for n in nodes if n.role.generates and busy.get(n.node_id, 0) < max(n.max_concurrency, 1)]
     order = _weighted_order(free, rng, exploration)
     chosen: list[NodeRecord] = []
     seen_models: set[str] = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swarmrank.protos.types import ModelInfo, Preference
+from swarmrank.protos.types import ModelInfo, Preference, Role
 
 from .trust import Trust
 
@@ -27,8 +27,14 @@ class NodeRecord:
         return self.models[0].name if self.models else ""
 
     @property
+    def role(self) -> Role:
+        return self.models[0].role if self.models else Role.GENERATE_AND_JUDGE
+
+    @property
     def reputation(self) -> float:
-        return self.trust.score
+        """The worse score of the roles it plays (a judge-only node is not held to a generator score)."""
+        role, t = self.role, self.trust
+        return min(t.generator if role.generates else 1.0, t.judge if role.judges else 1.0)
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,9 @@ class Gatekeeper:
         return node
 
     async def calibrate(self, node: NodeRecord) -> CalibrationResult:
-        generation, pairwise = self._bank.sample(self._rng, self._settings.calibration_generation,
-                                                 self._settings.calibration_pairwise)
+        # Each role is calibrated only if the node plays it: a reward model is never asked to write.
+        generation, pairwise = self._bank.sample(self._rng, self._settings.calibration_generation if node.role.generates else 0,
+                                                 self._settings.calibration_pairwise if node.role.judges else 0)
         gen_ok = sum(await asyncio.gather(*(self._generation(node, c) for c in generation)))
         pairs_ok = await self._pairwise(node, pairwise)
         total = len(generation) + len(pairwise)

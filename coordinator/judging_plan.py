@@ -5,8 +5,8 @@ schedule of the Fortytwo client: adjacent pairs (i, i+1) and "cross" pairs (i, i
 random cycle, each in both orders. About 3n comparisons instead of n(n-1), and the comparison graph
 stays connected with diameter about n/4. Both orders of a pair cancel position bias.
 
-Assignment: each pair goes, in both orders, to one judge that wrote neither answer, least loaded
-per unit of weight first (ties broken at random). The same judge sees both orders so that its position bias cancels
+Assignment: each pair goes, in both orders, to one judge (or a panel of ``per_pair`` judges) that
+wrote neither answer, least loaded per unit of weight first (ties broken at random). The same judge sees both orders so that its position bias cancels
 within its own verdicts (an always-"A" judge then says nothing) and shows in its agreement score.
 """
 
@@ -55,29 +55,33 @@ def assign(
     *,
     round_tag: str,
     weights: Mapping[str, float] | None = None,
+    per_pair: int = 1,
 ) -> tuple[list[PlannedComparison], list[tuple[int, int]]]:
-    """Assign each pair to an eligible judge. Returns (planned, pairs with no eligible judge).
+    """Assign each pair to ``per_pair`` eligible judges (fewer if fewer are eligible). Returns
+    (planned, pairs with no eligible judge).
 
     With ``weights`` (the judges' weights in aggregation), load is spread in proportion to weight:
-    the next pair goes to the eligible judge with the least load per unit of weight, so trusted
+    the next pair goes to the eligible judges with the least load per unit of weight, so trusted
     judges decide most pairs while every judge keeps being tested."""
     load: dict[str, int] = defaultdict(int)
     w = weights if weights is not None else {j: 1.0 for j in judges}
-    judge_of_pair: dict[tuple[int, int], str] = {}
+    judges_of_pair: dict[tuple[int, int], list[str]] = {}
     tiebreak = {j: float(x) for j, x in zip(judges, rng.random(len(judges)))}
     planned: list[PlannedComparison] = []
     unassigned: list[tuple[int, int]] = []
-    for index, (a, b) in enumerate(pairs):
+    for a, b in pairs:
         key = (min(a, b), max(a, b))
-        judge = judge_of_pair.get(key)
-        if judge is None:
+        chosen = judges_of_pair.get(key)
+        if chosen is None:
             eligible = [j for j in judges if j not in authors[a] and j not in authors[b]]
             if not eligible:
                 unassigned.append((a, b))
                 continue
-            judge = judge_of_pair[key] = min(eligible, key=lambda j: ((load[j] + 1) / (w.get(j, 0.0) + 1e-3), tiebreak[j]))
-        load[judge] += 1
-        planned.append(PlannedComparison(f"{round_tag}-{index}", a, b, judge))
+            eligible.sort(key=lambda j: ((load[j] + 1) / (w.get(j, 0.0) + 1e-3), tiebreak[j]))
+            chosen = judges_of_pair[key] = eligible[:per_pair]
+        for judge in chosen:
+            load[judge] += 1
+            planned.append(PlannedComparison(f"{round_tag}-{len(planned)}", a, b, judge))
     return planned, unassigned
 
 

@@ -48,6 +48,7 @@ MIN_TRUTHS = 4
 MEAN_LINE = {"generator": 0.15, "judge": 0.1}
 PROVEN_AFTER = 5
 PROBATION_WEIGHT_CAP = 0.02
+RECORD_PRIOR = 4.0
 DECAY_SECONDS = 7 * 86400.0
 RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1}
 GROUND_TRUTH = ("calibration", "spot_check")
@@ -84,6 +85,14 @@ def decayed(t: Trust, ts: float) -> Trust:
                    judge=PROBATION + (t.judge - PROBATION) * factor, updated_unix=ts)
 
 
+def judge_reliability(t: Trust) -> float:
+    """The judge's ground-truth record (mean value since admission), shrunk toward its running
+    score, which counts as ``RECORD_PRIOR`` observations. The running score moves fast and follows
+    the consensus; the record is slow and cannot be swayed by a correlated majority, so it decides
+    once there is enough of it."""
+    return (t.judge_sum + RECORD_PRIOR * t.judge) / (t.judge_n + RECORD_PRIOR)
+
+
 def _settle(t: Trust, role: str = "") -> Trust:
     """Clip scores; quarantine after a penalty (``role`` empty) or a poor record in ``role``."""
     t = replace(t, generator=min(1.0, max(0.0, t.generator)), judge=min(1.0, max(0.0, t.judge)))
@@ -91,8 +100,10 @@ def _settle(t: Trust, role: str = "") -> Trust:
         if not role and t.score < QUARANTINE:
             return replace(t, status="quarantined")
         if role:
+            # A judge's fast score follows the consensus; a right judge outvoted by a correlated
+            # majority must not be quarantined for that, so judges are held to their reliability.
             fast, total, n = ((t.generator, t.generator_sum, t.generator_n) if role == "generator"
-                              else (t.judge, t.judge_sum, t.judge_n))
+                              else (judge_reliability(t), t.judge_sum, t.judge_n))
             line = max(QUARANTINE, MEAN_LINE[role])
             if fast < line and n >= MIN_TRUTHS and total / n < MEAN_LINE[role]:
                 return replace(t, status="quarantined")
@@ -141,7 +152,7 @@ def replay(events: Iterable[Event]) -> dict[str, Trust]:
 def judge_weight(t: Trust | None) -> float:
     if t is None or not t.eligible:
         return 0.0
-    weight = t.judge**2
+    weight = max(0.0, judge_reliability(t)) ** 2
     return min(weight, PROBATION_WEIGHT_CAP) if t.status == "probation" else weight
 
 

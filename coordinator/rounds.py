@@ -128,7 +128,8 @@ class RoundRunner:
             )
         failed = {f.node_id for f in state.failures}
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
-        judgments, planted = await self._judge(state, candidates, [n for n in available if n.node_id not in failed], known_pair)
+        judges = [n for n in available if n.role.judges and n.node_id not in failed]
+        judgments, planted = await self._judge(state, candidates, judges, known_pair)
         verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior)
         result = self._result(state, candidates, judgments, verdict, started, created)
         self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
@@ -194,7 +195,7 @@ class RoundRunner:
         tag = uuid.uuid4().hex[:8]
         trusts = self._registry.trusts()
         planned, unassigned = judging_plan.assign(pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id),
-                                                  self._rng, round_tag=tag,
+                                                  self._rng, round_tag=tag, per_pair=self._settings.judges_per_pair,
                                                   weights={j: reputation.judge_weight(trusts.get(j)) for j in by_id})
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))

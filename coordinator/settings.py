@@ -23,6 +23,7 @@ class CoordinatorSettings(BaseSettings):
     judge_timeout: float = Field(120.0, gt=0, description="seconds each judge call gets")
     heartbeat_interval: float = Field(5.0, gt=0)
     exploration: float = Field(0.1, ge=0)
+    judges_per_pair: int = Field(1, ge=1, le=16, description="judges that compare each pair (a panel when > 1)")
     prior: float = Field(0.1, gt=0, description="Bradley-Terry prior strength (virtual comparisons)")
     seed: int | None = Field(None, description="seed of the dispatch/plan randomness (None: fresh)")
     key_path: Path = Field(default_factory=lambda: Path.home() / ".config" / "swarmrank" / "coordinator.key",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmrank.protos.signing import Identity
-from swarmrank.protos.types import ModelInfo, Preference
+from swarmrank.protos.types import ModelInfo, Preference, Role
 
 from .domain import Candidate, Failure, Judgment, NodeRecord, RankedCandidate, RoundResult
 from .ledger import SCHEMA as LEDGER_SCHEMA
@@ -89,6 +89,10 @@ def trust_from_row(r: Sequence[Any]) -> Trust:
     return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8])
 
 
+def _model(stored: dict[str, Any]) -> ModelInfo:
+    return ModelInfo(**{**stored, "role": Role(stored.get("role", 0))})
+
+
 def _node_row(n: NodeRecord) -> tuple[Any, ...]:
     return (n.node_id, n.public_key, n.address, json.dumps([asdict(m) for m in n.models]), n.max_concurrency,
             n.registered_unix, n.last_seen_unix, n.trust.generator, n.trust.judge, n.trust.status,
@@ -131,7 +135,7 @@ class Store:
                 f"{TRUST_COLUMNS}, rounds FROM nodes"
             ).fetchall()
         return [
-            NodeRecord(r[0], bytes(r[1]), r[2], tuple(ModelInfo(**m) for m in json.loads(r[3])), r[4], r[5], r[6],
+            NodeRecord(r[0], bytes(r[1]), r[2], tuple(_model(m) for m in json.loads(r[3])), r[4], r[5], r[6],
                        trust_from_row(r[7:16]), r[16])
             for r in rows
         ]

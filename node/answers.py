@@ -40,4 +40,4 @@ def same_answer(text: str, reference: str) -> bool:
             return abs(float(got) - float(reference)) < 1e-9
         except ValueError:
             return False
-    return got == (reference.strip().upper() if kind == "letter" else reference.strip().lower())
+    return got == (reference.strip().upper() if kind == "letter" else final_answer(reference, kind))

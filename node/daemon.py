@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from swarmrank.protos import limits
 from swarmrank.protos.signing import Identity
+from swarmrank.protos.types import ROLE_NAMES
 from swarmrank.protos.v1 import node_pb2, node_pb2_grpc
 
 from . import catalogue
@@ -73,6 +74,7 @@ async def serve(
         max_queue=settings.max_queue,
         default_max_tokens=settings.default_max_tokens,
         max_tokens_limit=settings.max_tokens_limit,
+        role=ROLE_NAMES[settings.role] if settings.role else None,
     )
     stop = stop or asyncio.Event()  # signal handlers first: SIGTERM right after start-up is graceful
     loop = asyncio.get_running_loop()
@@ -92,7 +94,8 @@ async def serve(
     await server.start()
     for name in ("", NODE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("node %s serving %s (%s) on %s", identity.node_id, backend.info.name, backend.info.runtime, address)
+    log.info("node %s serving %s (%s, role %s) on %s", identity.node_id, backend.info.name, backend.info.runtime,
+             service.info.role.name.lower(), address)
     if on_ready:
         on_ready(identity.node_id, address)
 

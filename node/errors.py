@@ -13,6 +13,10 @@ class UnknownModel(NodeError):
     """The request names a model this node does not serve (NOT_FOUND)."""
 
 
+class WrongRole(NodeError):
+    """The node does not play this role: a judge-only node asked to generate, or the reverse (FAILED_PRECONDITION)."""
+
+
 class Overloaded(NodeError):
     """The node's queue is full (RESOURCE_EXHAUSTED)."""
 

@@ -13,14 +13,14 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from swarmrank.protos import limits, signing
 from swarmrank.protos.signing import Identity
-from swarmrank.protos.types import ModelInfo, Preference
+from swarmrank.protos.types import ModelInfo, Preference, Role
 
 from .backends.base import Backend, Completion, GenerationParams
-from .errors import BackendFailure, InvalidRequest, Overloaded, UnknownModel
+from .errors import BackendFailure, InvalidRequest, Overloaded, UnknownModel, WrongRole
 
 log = logging.getLogger("swarmrank.node")
 
@@ -140,9 +140,11 @@ class NodeService:
         default_max_tokens: int = 256,
         max_tokens_limit: int = 1024,
         executor: ThreadPoolExecutor | None = None,
+        role: Role | None = None,
     ) -> None:
         self.identity = identity
         self.backend = backend
+        self.info = backend.info if role is None else replace(backend.info, role=role)  # what the node advertises
         self.default_max_tokens = default_max_tokens
         self.max_tokens_limit = min(max_tokens_limit, limits.MAX_TOKENS_LIMIT)
         self.admission = Admission(backend.max_concurrency, max_queue)
@@ -156,7 +158,7 @@ class NodeService:
         return Description(
             node_id=self.identity.node_id,
             public_key=self.identity.public_key,
-            models=(self.backend.info,),
+            models=(self.info,),
             max_concurrency=self.backend.max_concurrency,
             max_queue=self._max_queue,
         )
@@ -167,6 +169,8 @@ class NodeService:
         return self.backend.info.name
 
     def _validate_generate(self, call: GenerateCall) -> GenerationParams:
+        if not self.info.role.generates:
+            raise WrongRole("this node only judges")
         _check_id("round_id", call.round_id)
         _check_nonce(call.nonce)
         self._resolve_model(call.model)
@@ -255,6 +259,8 @@ class NodeService:
             self._produced.popitem(last=False)
 
     def _validate_judge(self, call: JudgeCall) -> None:
+        if not self.info.role.judges:
+            raise WrongRole("this node only generates")
         _check_id("round_id", call.round_id)
         _check_nonce(call.nonce)
         self._resolve_model(call.model)

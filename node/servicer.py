@@ -12,7 +12,7 @@ from swarmrank.protos.v1 import node_pb2 as pb
 from swarmrank.protos.v1 import node_pb2_grpc
 
 from . import convert
-from .errors import BackendFailure, InvalidRequest, ModelUnavailable, NodeError, Overloaded, UnknownModel
+from .errors import BackendFailure, InvalidRequest, ModelUnavailable, NodeError, Overloaded, UnknownModel, WrongRole
 from .service import NodeService, SignedCandidate
 
 log = logging.getLogger("swarmrank.node")
@@ -20,6 +20,7 @@ log = logging.getLogger("swarmrank.node")
 STATUS_FOR_ERROR: dict[type[NodeError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     UnknownModel: grpc.StatusCode.NOT_FOUND,
+    WrongRole: grpc.StatusCode.FAILED_PRECONDITION,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ModelUnavailable: grpc.StatusCode.UNAVAILABLE,
     BackendFailure: grpc.StatusCode.INTERNAL,

@@ -22,6 +22,8 @@ class NodeSettings(BaseSettings):
     upstream_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server (backend=openai)")
     upstream_model: str = ""
     upstream_api_key: SecretStr = SecretStr("")
+    role: Literal["", "both", "generate", "judge"] = Field(
+        "", description="what this node does: both, generate (answers only) or judge (verdicts only); empty: the backend's own")
     listen: str = "127.0.0.1:50061"
     advertise: str = Field("", description="address the coordinator dials; default: the listen address")
     key_path: Path = Field(default_factory=lambda: _config_dir() / "node.key")

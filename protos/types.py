@@ -14,6 +14,26 @@ class Preference(enum.IntEnum):
     TIE = 3
 
 
+class Role(enum.IntEnum):
+    """What a node does with its model; values equal the wire enum's. A reward model can only
+    judge; a model behind a generation-only API can only answer."""
+
+    GENERATE_AND_JUDGE = 0
+    GENERATE_ONLY = 1
+    JUDGE_ONLY = 2
+
+    @property
+    def generates(self) -> bool:
+        return self != Role.JUDGE_ONLY
+
+    @property
+    def judges(self) -> bool:
+        return self != Role.GENERATE_ONLY
+
+
+ROLE_NAMES = {"both": Role.GENERATE_AND_JUDGE, "generate": Role.GENERATE_ONLY, "judge": Role.JUDGE_ONLY}
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -24,3 +44,4 @@ class ModelInfo:
     device: str = "cpu"
     chat: bool = True
     context_length: int = 0
+    role: Role = Role.GENERATE_AND_JUDGE

@@ -24,37 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswarmrank/protos/v1/node.proto\x12\x0cswarmrank.v1\"\x9a\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x14\n\x0cquantization\x18\x04 \x01(\t\x12\x0f\n\x07runtime\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x0c\n\x04\x63hat\x18\x07 \x01(\x08\x12\x16\n\x0e\x63ontext_length\x18\x08 \x01(\r\"\x11\n\x0f\x44\x65scribeRequest\"\xa6\x01\n\x10\x44\x65scribeResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\'\n\x06models\x18\x03 \x03(\x0b\x32\x17.swarmrank.v1.ModelInfo\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12\x11\n\tmax_queue\x18\x05 \x01(\r\x12\x18\n\x10protocol_version\x18\x06 \x01(\t\"\x98\x01\n\x0fGenerateRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06prompt\x18\x04 \x01(\t\x12\x0e\n\x06system\x18\x05 \x01(\t\x12\x12\n\nmax_tokens\x18\x06 \x01(\r\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x0c\n\x04seed\x18\x08 \x01(\x04\"\x1a\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xcf\x01\n\tCandidate\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\r\x12\x17\n\x0f\x65lapsed_seconds\x18\x08 \x01(\x01\x12\x15\n\rfinish_reason\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\x0c\"t\n\x10GenerateResponse\x12)\n\x05token\x18\x01 \x01(\x0b\x32\x18.swarmrank.v1.TokenChunkH\x00\x12,\n\tcandidate\x18\x02 \x01(\x0b\x32\x17.swarmrank.v1.CandidateH\x00\x42\x07\n\x05\x65vent\"i\n\nComparison\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x10\n\x08\x61nswer_a\x18\x02 \x01(\t\x12\x10\n\x08\x61nswer_b\x18\x03 \x01(\t\x12\x0f\n\x07nonce_a\x18\x04 \x01(\x0c\x12\x0f\n\x07nonce_b\x18\x05 \x01(\x0c\"\x7f\n\x0cJudgeRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08question\x18\x04 \x01(\t\x12-\n\x0b\x63omparisons\x18\x05 \x03(\x0b\x32\x18.swarmrank.v1.Comparison\"\x88\x01\n\x07Verdict\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12,\n\npreference\x18\x02 \x01(\x0e\x32\x18.swarmrank.v1.Preference\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x11\n\trationale\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"a\n\rJudgeResponse\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x15\n\rjudge_node_id\x18\x02 \x01(\t\x12\'\n\x08verdicts\x18\x03 \x03(\x0b\x32\x15.swarmrank.v1.Verdict*`\n\nPreference\x12\x1a\n\x16PREFERENCE_UNSPECIFIED\x10\x00\x12\x10\n\x0cPREFERENCE_A\x10\x01\x12\x10\n\x0cPREFERENCE_B\x10\x02\x12\x12\n\x0ePREFERENCE_TIE\x10\x03\x32\xe0\x01\n\x04Node\x12I\n\x08\x44\x65scribe\x12\x1d.swarmrank.v1.DescribeRequest\x1a\x1e.swarmrank.v1.DescribeResponse\x12K\n\x08Generate\x12\x1d.swarmrank.v1.GenerateRequest\x1a\x1e.swarmrank.v1.GenerateResponse0\x01\x12@\n\x05Judge\x12\x1a.swarmrank.v1.JudgeRequest\x1a\x1b.swarmrank.v1.JudgeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eswarmrank/protos/v1/node.proto\x12\x0cswarmrank.v1\"\xbc\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\x12\x14\n\x0cquantization\x18\x04 \x01(\t\x12\x0f\n\x07runtime\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x06 \x01(\t\x12\x0c\n\x04\x63hat\x18\x07 \x01(\x08\x12\x16\n\x0e\x63ontext_length\x18\x08 \x01(\r\x12 \n\x04role\x18\t \x01(\x0e\x32\x12.swarmrank.v1.Role\"\x11\n\x0f\x44\x65scribeRequest\"\xa6\x01\n\x10\x44\x65scribeResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\'\n\x06models\x18\x03 \x03(\x0b\x32\x17.swarmrank.v1.ModelInfo\x12\x17\n\x0fmax_concurrency\x18\x04 \x01(\r\x12\x11\n\tmax_queue\x18\x05 \x01(\r\x12\x18\n\x10protocol_version\x18\x06 \x01(\t\"\x98\x01\n\x0fGenerateRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06prompt\x18\x04 \x01(\t\x12\x0e\n\x06system\x18\x05 \x01(\t\x12\x12\n\nmax_tokens\x18\x06 \x01(\r\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\x0c\n\x04seed\x18\x08 \x01(\x04\"\x1a\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xcf\x01\n\tCandidate\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\r\x12\x17\n\x0f\x65lapsed_seconds\x18\x08 \x01(\x01\x12\x15\n\rfinish_reason\x18\t \x01(\t\x12\x11\n\tsignature\x18\n \x01(\x0c\"t\n\x10GenerateResponse\x12)\n\x05token\x18\x01 \x01(\x0b\x32\x18.swarmrank.v1.TokenChunkH\x00\x12,\n\tcandidate\x18\x02 \x01(\x0b\x32\x17.swarmrank.v1.CandidateH\x00\x42\x07\n\x05\x65vent\"i\n\nComparison\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12\x10\n\x08\x61nswer_a\x18\x02 \x01(\t\x12\x10\n\x08\x61nswer_b\x18\x03 \x01(\t\x12\x0f\n\x07nonce_a\x18\x04 \x01(\x0c\x12\x0f\n\x07nonce_b\x18\x05 \x01(\x0c\"\x7f\n\x0cJudgeRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08question\x18\x04 \x01(\t\x12-\n\x0b\x63omparisons\x18\x05 \x03(\x0b\x32\x18.swarmrank.v1.Comparison\"\x88\x01\n\x07Verdict\x12\x15\n\rcomparison_id\x18\x01 \x01(\t\x12,\n\npreference\x18\x02 \x01(\x0e\x32\x18.swarmrank.v1.Preference\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x11\n\trationale\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"a\n\rJudgeResponse\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x15\n\rjudge_node_id\x18\x02 \x01(\t\x12\'\n\x08verdicts\x18\x03 \x03(\x0b\x32\x15.swarmrank.v1.Verdict*P\n\x04Role\x12\x1b\n\x17ROLE_GENERATE_AND_JUDGE\x10\x00\x12\x16\n\x12ROLE_GENERATE_ONLY\x10\x01\x12\x13\n\x0fROLE_JUDGE_ONLY\x10\x02*`\n\nPreference\x12\x1a\n\x16PREFERENCE_UNSPECIFIED\x10\x00\x12\x10\n\x0cPREFERENCE_A\x10\x01\x12\x10\n\x0cPREFERENCE_B\x10\x02\x12\x12\n\x0ePREFERENCE_TIE\x10\x03\x32\xe0\x01\n\x04Node\x12I\n\x08\x44\x65scribe\x12\x1d.swarmrank.v1.DescribeRequest\x1a\x1e.swarmrank.v1.DescribeResponse\x12K\n\x08Generate\x12\x1d.swarmrank.v1.GenerateRequest\x1a\x1e.swarmrank.v1.GenerateResponse0\x01\x12@\n\x05Judge\x12\x1a.swarmrank.v1.JudgeRequest\x1a\x1b.swarmrank.v1.JudgeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swarmrank.protos.v1.node_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PREFERENCE']._serialized_start=1378
-  _globals['_PREFERENCE']._serialized_end=1474
+  _globals['_ROLE']._serialized_start=1412
+  _globals['_ROLE']._serialized_end=1492
+  _globals['_PREFERENCE']._serialized_start=1494
+  _globals['_PREFERENCE']._serialized_end=1590
   _globals['_MODELINFO']._serialized_start=49
-  _globals['_MODELINFO']._serialized_end=203
-  _globals['_DESCRIBEREQUEST']._serialized_start=205
-  _globals['_DESCRIBEREQUEST']._serialized_end=222
-  _globals['_DESCRIBERESPONSE']._serialized_start=225
-  _globals['_DESCRIBERESPONSE']._serialized_end=391
-  _globals['_GENERATEREQUEST']._serialized_start=394
-  _globals['_GENERATEREQUEST']._serialized_end=546
-  _globals['_TOKENCHUNK']._serialized_start=548
-  _globals['_TOKENCHUNK']._serialized_end=574
-  _globals['_CANDIDATE']._serialized_start=577
-  _globals['_CANDIDATE']._serialized_end=784
-  _globals['_GENERATERESPONSE']._serialized_start=786
-  _globals['_GENERATERESPONSE']._serialized_end=902
-  _globals['_COMPARISON']._serialized_start=904
-  _globals['_COMPARISON']._serialized_end=1009
-  _globals['_JUDGEREQUEST']._serialized_start=1011
-  _globals['_JUDGEREQUEST']._serialized_end=1138
-  _globals['_VERDICT']._serialized_start=1141
-  _globals['_VERDICT']._serialized_end=1277
-  _globals['_JUDGERESPONSE']._serialized_start=1279
-  _globals['_JUDGERESPONSE']._serialized_end=1376
-  _globals['_NODE']._serialized_start=1477
-  _globals['_NODE']._serialized_end=1701
+  _globals['_MODELINFO']._serialized_end=237
+  _globals['_DESCRIBEREQUEST']._serialized_start=239
+  _globals['_DESCRIBEREQUEST']._serialized_end=256
+  _globals['_DESCRIBERESPONSE']._serialized_start=259
+  _globals['_DESCRIBERESPONSE']._serialized_end=425
+  _globals['_GENERATEREQUEST']._serialized_start=428
+  _globals['_GENERATEREQUEST']._serialized_end=580
+  _globals['_TOKENCHUNK']._serialized_start=582
+  _globals['_TOKENCHUNK']._serialized_end=608
+  _globals['_CANDIDATE']._serialized_start=611
+  _globals['_CANDIDATE']._serialized_end=818
+  _globals['_GENERATERESPONSE']._serialized_start=820
+  _globals['_GENERATERESPONSE']._serialized_end=936
+  _globals['_COMPARISON']._serialized_start=938
+  _globals['_COMPARISON']._serialized_end=1043
+  _globals['_JUDGEREQUEST']._serialized_start=1045
+  _globals['_JUDGEREQUEST']._serialized_end=1172
+  _globals['_VERDICT']._serialized_start=1175
+  _globals['_VERDICT']._serialized_end=1311
+  _globals['_JUDGERESPONSE']._serialized_start=1313
+  _globals['_JUDGERESPONSE']._serialized_end=1410
+  _globals['_NODE']._serialized_start=1593
+  _globals['_NODE']._serialized_end=1817
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,25 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Role:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ROLE_GENERATE_AND_JUDGE: _Role.ValueType  # 0
+    """the default"""
+    ROLE_GENERATE_ONLY: _Role.ValueType  # 1
+    ROLE_JUDGE_ONLY: _Role.ValueType  # 2
+
+class Role(_Role, metaclass=_RoleEnumTypeWrapper): ...
+
+ROLE_GENERATE_AND_JUDGE: Role.ValueType  # 0
+"""the default"""
+ROLE_GENERATE_ONLY: Role.ValueType  # 1
+ROLE_JUDGE_ONLY: Role.ValueType  # 2
+Global___Role: _TypeAlias = Role  # noqa: Y015
+
 class _Preference:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -52,6 +71,7 @@ class ModelInfo(_message.Message):
     DEVICE_FIELD_NUMBER: _builtins.int
     CHAT_FIELD_NUMBER: _builtins.int
     CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """catalogue name, e.g. "smollm2-135m" """
     family: _builtins.str
@@ -67,6 +87,8 @@ class ModelInfo(_message.Message):
     chat: _builtins.bool
     """has a chat template (false: plain completion)"""
     context_length: _builtins.int
+    role: Global___Role.ValueType
+    """what the node does with this model (a reward model can only judge)"""
     def __init__(
         self,
         *,
@@ -78,10 +100,11 @@ class ModelInfo(_message.Message):
         device: _builtins.str = ...,
         chat: _builtins.bool = ...,
         context_length: _builtins.int = ...,
+        role: Global___Role.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "context_length", b"context_length", "device", b"device", "family", b"family", "name", b"name", "parameters", b"parameters", "quantization", b"quantization", "runtime", b"runtime"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "context_length", b"context_length", "device", b"device", "family", b"family", "name", b"name", "parameters", b"parameters", "quantization", b"quantization", "role", b"role", "runtime", b"runtime"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
