@@ -31,7 +31,7 @@ from swarmrank.node.answers import same_answer
 from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
 
-from . import bench_judgebench
+from . import bench_judgebench, bench_plot
 from .datasets import DATASETS, AnswerMatrix, Question, load
 from .local_swarm import LocalSwarm
 from .progress import ProgressBar
@@ -178,15 +178,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adversaries", type=int, default=0)
     parser.add_argument("--adversary-kind", choices=[k for k in KINDS if k != "lazy"] + ["lazy"], default="colluding")
     parser.add_argument("--concurrency", type=int, default=4, help="rounds in flight at once")
+    parser.add_argument("--sweep-adversaries", default="",
+                        help="comma-separated adversary counts, e.g. 0,5,10,15: one run per count on the same questions")
+    parser.add_argument("--plot", type=Path, help="write a PNG: each method's accuracy, or accuracy against adversaries with a sweep")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     args = parser.parse_args(argv)
     if args.held_out is None:
         args.held_out = 0.2 if args.dataset == "judgebench" else 0.05
-    result = asyncio.run(bench_judgebench.run(args) if args.dataset == "judgebench" else run(args))
-    table = "\n".join(f"{key:<26}{result[key]:.4f}" if isinstance(result[key], float) else f"{key:<26}{result[key]}"
-                      for key in ("dataset", "questions", "nodes", "swarm_accuracy", "plurality_accuracy", "weighted_vote_accuracy",
-                                  "best_single_accuracy", "best_single_model", "oracle_accuracy", "rounds_per_second",
-                                  "judge_calls_per_round"))
+    if args.sweep_adversaries:
+        if args.dataset == "judgebench":
+            parser.error("--sweep-adversaries adds answering nodes; use it with mmlu-pro, gsm or math-l5")
+        counts = [int(x) for x in args.sweep_adversaries.split(",")]
+        runs = []
+        for count in counts:
+            print(f"sweep: {count} adversarial node(s)", file=sys.stderr)
+            runs.append(asyncio.run(run(argparse.Namespace(**{**vars(args), "adversaries": count}))))
+        result: dict[str, Any] = {"benchmark": "replay-sweep", "dataset": args.dataset, "adversary_kind": args.adversary_kind,
+                                  "seed": args.seed, "runs": runs}
+        table = "\n".join([f"{'adversaries':>11}  {'swarm':>7}  {'weighted':>8}  {'plurality':>9}  {'best single':>11}"] + [
+            f"{r['adversaries']:>11}  {r['swarm_accuracy']:>7.4f}  {r['weighted_vote_accuracy']:>8.4f}  "
+            f"{r['plurality_accuracy']:>9.4f}  {r['best_single_accuracy']:>11.4f}" for r in runs])
+    else:
+        result = asyncio.run(bench_judgebench.run(args) if args.dataset == "judgebench" else run(args))
+        table = "\n".join(f"{key:<26}{result[key]:.4f}" if isinstance(result[key], float) else f"{key:<26}{result[key]}"
+                          for key in ("dataset", "questions", "nodes", "swarm_accuracy", "plurality_accuracy",
+                                      "weighted_vote_accuracy", "best_single_accuracy", "best_single_model", "oracle_accuracy",
+                                      "rounds_per_second", "judge_calls_per_round"))
+    if args.plot:
+        bench_plot.sweep(result["runs"], args.plot) if args.sweep_adversaries else bench_plot.methods(result, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print(table, file=sys.stderr)
         print(json.dumps(result, indent=2))

@@ -51,3 +51,22 @@ def test_live_bench_with_the_real_models() -> None:
     r = json.loads(out.stdout)
     assert r["questions"] == 2 and r["nodes"] == 3 and set(r["single_accuracy"]) == {"smollm2-135m", "qwen2.5-coder-0.5b", "gemma3-270m"}
     assert r["seconds_per_round"] > 0 and 0 <= r["swarm_accuracy"] <= r["oracle_accuracy"] <= 1
+
+
+@needs_data
+def test_judgebench_panel_of_recorded_judges() -> None:
+    r = bench("--dataset", "judgebench", "--limit", "12", "--held-out", "0.1")
+    assert r["dataset"] == "judgebench" and r["questions"] == 12 and r["nodes"] == 8  # 2 responders + 6 judges
+    assert r["judges_per_pair"] == 6 and 0 < r["judge_calls_per_round"] <= 6
+    assert set(r["single_accuracy"]) >= {"o1-mini-2024-09-12"}
+    assert r["oracle_accuracy"] >= r["best_single_accuracy"] == pytest.approx(max(r["single_accuracy"].values()), abs=1e-4)
+
+
+@needs_data
+def test_adversary_sweep_writes_a_plot(tmp_path: Path) -> None:
+    plot = tmp_path / "sweep.png"
+    r = bench("--dataset", "gsm", "--models", "Athene-70B,DeepSeek-Coder-V2-0724,Llama-3.1-405B-Inst@sambanova",
+              "--limit", "10", "--sweep-adversaries", "0,1", "--plot", str(plot))
+    assert [run["adversaries"] for run in r["runs"]] == [0, 1]
+    assert [run["nodes"] for run in r["runs"]] == [3, 4]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
