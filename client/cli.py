@@ -167,7 +167,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     if not nodes:
         print("no nodes registered")
     for n in nodes:
-        print(f"{n.node_id}  {n.state:<9}  rep {n.reputation:.3f}  rounds {n.rounds:<4}  {','.join(n.models):<20}  {n.address}")
+        print(f"{n.node_id}  {n.state:<9}  {n.role:<8}  rep {n.reputation:.3f}  rounds {n.rounds:<4}  {','.join(n.models):<20}  {n.address}")
     return 0
 
 

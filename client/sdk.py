@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import grpc
 
 from swarmrank.protos import limits
+from swarmrank.protos.types import ROLE_NAMES
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 
@@ -90,8 +91,12 @@ def _ask_request(prompt: str, k: int | None, max_tokens: int | None, temperature
     return cpb.AskRequest(prompt=prompt, k=k or 0, max_tokens=max_tokens or 0, temperature=temperature or 0.0, system=system or "")
 
 
+_ROLE = {int(role): name for name, role in ROLE_NAMES.items()}
+
+
 def _nodes_from_pb(reply: cpb.ListNodesResponse) -> list[NodeInfo]:
-    return [NodeInfo(n.node_id, n.address, tuple(m.name for m in n.models), n.state, n.reputation, n.rounds, n.last_seen_unix)
+    return [NodeInfo(n.node_id, n.address, tuple(m.name for m in n.models), n.state, n.reputation, n.rounds, n.last_seen_unix,
+                     _ROLE.get(n.models[0].role if n.models else 0, "both"))
             for n in reply.nodes]
 
 

@@ -67,6 +67,7 @@ class NodeInfo:
     reputation: float
     rounds: int
     last_seen_unix: float
+    role: str = "both"  # "both", "generate" (answers only) or "judge" (verdicts only)
 
 
 # Round events, in the order AskStream sends them.

@@ -5,8 +5,8 @@ Rule (all constants below; see README "Trust"):
 - **Admission.** Passing calibration puts a node on probation at ``PROBATION``; failing refuses it.
   A quarantined node comes back only through a new admission (re-calibration).
 - **Evidence** moves one role's score toward a value v with a per-source rate. A node has a
-  generator score and a judge score (see ``trust.Trust``); its reputation is the worse of the two,
-  so good answers cannot buy cover for bad verdicts. A generator's value is its answer's rank (1
+  generator score and a judge score (see ``trust.Trust``); its reputation is the worse of the roles
+  it plays (``NodeRecord.reputation``: a judge-only reward model has no generator score), so good answers cannot buy cover for bad verdicts. A generator's value is its answer's rank (1
   for the winning answer down to 0 for the last distinct answer); a judge's is its chance-corrected agreement 2a - 1 in
   [-1, 1] with the consensus (ties count half), so random and always-"A" judges drift to 0 and a
   judge that votes against the consensus is pushed down. Hidden spot checks and calibration are
@@ -17,12 +17,15 @@ Rule (all constants below; see README "Trust"):
 - **Decay.** Between events a score relaxes toward ``PROBATION`` with time constant
   ``DECAY_SECONDS``: old merit fades, so does old blame (a quarantined score does not decay).
 - **Bounds.** Scores stay in [0, 1]. Quarantine (no work) comes from a penalty that puts the
-  reputation below ``QUARANTINE``, or from a poor ground-truth record in one role: its score and
-  the mean of at least ``MIN_TRUTHS`` calibration/spot-check values below ``MEAN_LINE`` (0.15
-  generator, 0.1 judge).
-- **Weight.** A judge's weight in aggregation is its judge score^2 (monotone), capped at
-  ``PROBATION_WEIGHT_CAP`` until the node has passed ``PROVEN_AFTER`` ground-truth checks: ten fresh
-  identities weigh at most 10 x 0.02 = 0.2, less than one established node at score >= 0.45.
+  reputation below ``QUARANTINE``, or from a poor ground-truth record in one role: its score (a
+  judge: its reliability) and the mean of at least ``MIN_TRUTHS`` calibration/spot-check values
+  below ``MEAN_LINE`` (0.15 generator, 0.1 judge).
+- **Weight.** A judge's weight in aggregation is its *reliability*^2: its ground-truth record
+  (mean calibration/spot-check value) shrunk toward its running judge score, worth
+  ``RECORD_PRIOR`` observations. The running score follows the consensus, so a judge that is right
+  against a correlated majority would lose weight on it; the record does not. The weight is capped
+  at ``PROBATION_WEIGHT_CAP`` until the node has passed ``PROVEN_AFTER`` ground-truth checks: ten
+  fresh identities weigh at most 10 x 0.02 = 0.2, less than one established judge at 0.45.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A node's standing with the coordinator (a value; ``reputation`` has the rule that moves it).
 
 A node has a reputation per role, because a good generator can be a bad judge (and the reverse):
-its judge score sets the weight of its verdicts, and its overall score, the worse of the two,
-decides whether it may work at all.
+its judge record sets the weight of its verdicts, and the worse of the two decides whether it may
+work at all (for a node that plays one role only, ``NodeRecord.reputation`` looks at that role).
 """
 
 from __future__ import annotations

@@ -60,8 +60,8 @@ def test_a_panel_of_judge_only_nodes_ranks_generate_only_nodes(tmp_path: Path) -
                               judges_per_pair=3) as swarm:
             writer_ids, judge_ids = set(swarm.node_ids[:2]), set(swarm.node_ids[2:])
             async with swarm.client() as client:
-                nodes = {n.node_id: n for n in await client.nodes()}
-                assert len(nodes) == 5
+                roles = {n.node_id: n.role for n in await client.nodes()}
+                assert roles == {**{i: "generate" for i in writer_ids}, **{i: "judge" for i in judge_ids}}
                 answer = await client.ask(QUESTION)
         assert {c.node_id for c in answer.candidates} == writer_ids  # judges never write
         assert {j.judge_node_id for j in answer.judgments} == judge_ids  # the whole panel, no writer
