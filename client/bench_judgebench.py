@@ -105,6 +105,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     rows.append({
                         "swarm": 0.5 if tied else float(answer.text.strip() == better_text),
                         "single": {j: _half(s, p.better) for j, s in singles.items()},
+                        "scores": singles, "better": p.better,
                         "panel": _half(sum(float(np.sign(s)) for s in singles.values()), p.better),
                         "weighted": _half(sum(reputation[j] ** 2 * s for j, s in singles.items()), p.better),
                         "oracle": any(_half(s, p.better) == 1.0 for s in singles.values()),
@@ -120,6 +121,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     n = len(rows)
     singles = {j: sum(r["single"][j] for r in rows) / n for j in bench.judges}
     best = max(singles, key=singles.__getitem__)
+    # Can the panel add anything to its best judge? Only where that judge has no verdict (a tie).
+    ties = [r for r in rows if r["scores"][best] == 0]
+    rest = [_half(sum(float(np.sign(s)) for j, s in r["scores"].items() if j != best), r["better"]) for r in ties]
     return {
         "benchmark": "replay",
         "dataset": "judgebench",
@@ -135,6 +139,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "best_single_model": best,
         "oracle_accuracy": sum(r["oracle"] for r in rows) / n,
         "single_accuracy": {j: round(a, 4) for j, a in singles.items()},
+        "best_judge_ties": len(ties),
+        "rest_of_panel_accuracy_on_best_judge_ties": sum(rest) / len(rest) if rest else None,
         "rounds_per_second": n / elapsed,
         "judge_calls_per_round": sum(r["judge_calls"] for r in rows) / n,
         "comparisons_per_round": sum(r["comparisons"] for r in rows) / n,

@@ -128,6 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "single": {m: matrix.correct[m].get(q.qid, False) for m in models},
                         "judge_calls": len({j.judge_node_id for j in answer.judgments}),
                         "comparisons": len(answer.judgments),
+                        "failures": len(answer.failures),
                     })
                     progress(len(rows))
 
@@ -156,6 +157,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "rounds_per_second": n / elapsed,
         "judge_calls_per_round": sum(r["judge_calls"] for r in rows) / n,
         "comparisons_per_round": sum(r["comparisons"] for r in rows) / n,
+        "failed_calls": sum(r["failures"] for r in rows),
         "final_reputation": final,
     }
 
