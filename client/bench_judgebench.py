@@ -66,6 +66,12 @@ def write_bank(path: Path, pairs: list[JudgedPair]) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     bench = load_judgebench(args.data)
+    if args.models:
+        chosen = args.models.split(",")
+        unknown = sorted(set(chosen) - set(bench.judges))
+        if unknown:
+            raise ValueError(f"unknown judge(s) {', '.join(unknown)}; JudgeBench has: {', '.join(bench.judges)}")
+        bench = JudgeBench(bench.pairs, chosen, {j: bench.verdicts[j] for j in chosen})
     order = np.random.default_rng(args.seed).permutation(len(bench.pairs))
     cut = max(20, int(len(order) * args.held_out))
     held_out = [bench.pairs[i] for i in order[:cut]]

@@ -11,6 +11,8 @@ held-out challenge bank.
 Reported on the same scored questions in the same run: swarm accuracy, plurality vote, reputation-
 weighted vote (reputations as the coordinator held them before each question), best single node
 (chosen in hindsight), oracle (any node right), rounds per second and judge calls per round.
+``--sweep-adversaries`` repeats the run per number of adversaries and ``--plot`` draws a chart
+(``bench_plot``); ``--dataset judgebench`` measures a panel of recorded judges (``bench_judgebench``).
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="swarmrank bench replay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data directory (read by path)")
     parser.add_argument("--dataset", choices=DATASETS, default="mmlu-pro")
-    parser.add_argument("--models", default="", help="comma-separated model columns (default: all)")
+    parser.add_argument("--models", default="", help="comma-separated model columns, or judges for judgebench (default: all)")
     parser.add_argument("--k", type=int, default=0, help="generators per round (default: every node)")
     parser.add_argument("--limit", type=int, default=0, help="scored questions (default: all not held out)")
     parser.add_argument("--seed", type=int, default=0)
@@ -187,10 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.held_out is None:
         args.held_out = 0.2 if args.dataset == "judgebench" else 0.05
+    if args.dataset == "judgebench" and (args.adversaries or args.sweep_adversaries):
+        parser.error("adversaries are answering nodes; use them with mmlu-pro, gsm or math-l5")
     if args.sweep_adversaries:
-        if args.dataset == "judgebench":
-            parser.error("--sweep-adversaries adds answering nodes; use it with mmlu-pro, gsm or math-l5")
-        counts = [int(x) for x in args.sweep_adversaries.split(",")]
+        try:
+            counts = [int(x) for x in args.sweep_adversaries.split(",")]
+        except ValueError:
+            parser.error(f"--sweep-adversaries wants counts like 0,5,10, got {args.sweep_adversaries!r}")
         runs = []
         for count in counts:
             print(f"sweep: {count} adversarial node(s)", file=sys.stderr)
@@ -206,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                           for key in ("dataset", "questions", "nodes", "swarm_accuracy", "plurality_accuracy",
                                       "weighted_vote_accuracy", "best_single_accuracy", "best_single_model", "oracle_accuracy",
                                       "rounds_per_second", "judge_calls_per_round"))
+    if args.plot and args.sweep_adversaries:
+        bench_plot.sweep(result["runs"], args.plot)
+    elif args.plot:
+        bench_plot.methods(result, args.plot)
     if args.plot:
-        bench_plot.sweep(result["runs"], args.plot) if args.sweep_adversaries else bench_plot.methods(result, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         print(table, file=sys.stderr)
