@@ -31,6 +31,11 @@ class NodeRecord:
         return self.models[0].role if self.models else Role.GENERATE_AND_JUDGE
 
     @property
+    def sole_role(self) -> str:
+        """"generator" or "judge" for a node that plays one role only, else ""."""
+        return {Role.GENERATE_ONLY: "generator", Role.JUDGE_ONLY: "judge"}.get(self.role, "")
+
+    @property
     def reputation(self) -> float:
         """The worse score of the roles it plays (a judge-only node is not held to a generator score)."""
         role, t = self.role, self.trust

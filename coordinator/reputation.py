@@ -68,7 +68,7 @@ class Event:
     source: str = ""     # evidence: a key of RATES; penalty: a key of PENALTY; admit/refuse: "calibration"
     value: float = 0.0   # evidence in [-1, 1]; admission score in [0, 1]
     round_id: str = ""
-    role: str = ""       # evidence: "generator" or "judge"
+    role: str = ""       # evidence: "generator" or "judge"; penalty: the sole role the node plays, if one
 
     def to_body(self) -> dict[str, object]:
         return {"kind": self.kind, "node": self.node_id, "ts": self.ts, "source": self.source,
@@ -96,11 +96,12 @@ def judge_reliability(t: Trust) -> float:
     return (t.judge_sum + RECORD_PRIOR * t.judge) / (t.judge_n + RECORD_PRIOR)
 
 
-def _settle(t: Trust, role: str = "") -> Trust:
-    """Clip scores; quarantine after a penalty (``role`` empty) or a poor record in ``role``."""
+def _settle(t: Trust, role: str = "", *, plays: str = "") -> Trust:
+    """Clip scores; quarantine after a penalty (``role`` empty) that leaves the score of the roles
+    the node ``plays`` ("" both) too low, or after a poor record in ``role``."""
     t = replace(t, generator=min(1.0, max(0.0, t.generator)), judge=min(1.0, max(0.0, t.judge)))
     if t.status in ("probation", "established"):
-        if not role and t.score < QUARANTINE:
+        if not role and {"generator": t.generator, "judge": t.judge}.get(plays, t.score) < QUARANTINE:
             return replace(t, status="quarantined")
         if role:
             # A judge's fast score follows the consensus; a right judge outvoted by a correlated
@@ -126,7 +127,7 @@ def apply(t: Trust | None, e: Event) -> Trust:
     t = decayed(t, e.ts)
     if e.kind == "penalty":
         cost = PENALTY[e.source]
-        return _settle(replace(t, generator=t.generator - cost, judge=t.judge - cost))
+        return _settle(replace(t, generator=t.generator - cost, judge=t.judge - cost), plays=e.role)
     if e.kind == "evidence":
         rate = RATES[e.source]
         truth = e.source in GROUND_TRUTH
@@ -208,9 +209,13 @@ def round_events(
     judgments: Sequence[Judgment],
     answer_of_generator: Mapping[str, int],
     penalties: Sequence[tuple[str, str]],
+    sole_roles: Mapping[str, str] | None = None,
 ) -> list[Event]:
-    """The evidence a normal round gives about its nodes (penalties first), in a deterministic order."""
-    events = [Event("penalty", node, ts, reason, 0.0, round_id) for node, reason in penalties]
+    """The evidence a normal round gives about its nodes (penalties first), in a deterministic order.
+    A penalty names the one role a single-role node plays (``sole_roles``): only that score counts
+    for its quarantine (a reward model has no generator score to lose)."""
+    roles = sole_roles or {}
+    events = [Event("penalty", node, ts, reason, 0.0, round_id, roles.get(node, "")) for node, reason in penalties]
     if consensus is None or len(consensus.ranking) < 2:
         return events
     ranks = consensus.ranks or [consensus.ranking.index(i) + 1 for i in range(len(consensus.ranking))]

@@ -280,7 +280,8 @@ class RoundRunner:
                result: RoundResult | None = None, planted: Sequence[Judgment] = ()) -> None:
         ts = self._registry.clock()
         answer_of = {c.node_id: i for i, c in enumerate(candidates)}
-        events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties)
+        sole_roles = {node_id: record.sole_role for node_id, _ in state.penalties if (record := self._registry.get(node_id))}
+        events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties, sole_roles)
         if spot_check is not None and candidates:
             correct = [is_correct(c.text, spot_check) for c in candidates] + [True, False]  # + planted better, worse
             events += reputation.spot_check_events(state.round_id, ts, correct, answer_of, [*judgments, *planted])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -262,3 +263,15 @@ def test_bank_from_file_and_errors(tmp_path) -> None:  # type: ignore[no-untyped
     arithmetic = ChallengeBank.arithmetic(size=20, seed=1)
     assert all(is_correct(c.answer, c) for c in arithmetic.generation)
     assert ChallengeBank.arithmetic(size=20, seed=1).generation == arithmetic.generation
+
+
+def test_a_penalty_quarantines_by_the_roles_a_node_plays() -> None:
+    """A judge-only node (a reward model) never earns a generator score; a penalty must not
+    quarantine it through that unused score, but still costs it the stake."""
+    judge_only = admitted()
+    for _ in range(reputation.PROVEN_AFTER):
+        judge_only = evidence(judge_only, "spot_check", 1.0, role="judge")
+    penalty = Event("penalty", "n", 0.0, "bad_signature", 0.0, "", "judge")
+    kept = apply(judge_only, penalty)
+    assert kept.status == "established" and kept.judge == pytest.approx(judge_only.judge - reputation.PENALTY["bad_signature"])
+    assert apply(judge_only, replace(penalty, role="")).status == "quarantined"  # as a two-role node: generator 0.05
