@@ -6,8 +6,9 @@ random cycle, each in both orders. About 3n comparisons instead of n(n-1), and t
 stays connected with diameter about n/4. Both orders of a pair cancel position bias.
 
 Assignment: each pair goes, in both orders, to one judge (or a panel of ``per_pair`` judges) that
-wrote neither answer, least loaded per unit of weight first (ties broken at random). The same judge sees both orders so that its position bias cancels
-within its own verdicts (an always-"A" judge then says nothing) and shows in its agreement score.
+wrote neither answer, least loaded per unit of weight first (ties broken at random). The same judge
+sees both orders so that its position bias cancels within its own verdicts (an always-"A" judge
+then says nothing) and shows in its agreement score.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ Rule (all constants below; see README "Trust"):
   A quarantined node comes back only through a new admission (re-calibration).
 - **Evidence** moves one role's score toward a value v with a per-source rate. A node has a
   generator score and a judge score (see ``trust.Trust``); its reputation is the worse of the roles
-  it plays (``NodeRecord.reputation``: a judge-only reward model has no generator score), so good answers cannot buy cover for bad verdicts. A generator's value is its answer's rank (1
-  for the winning answer down to 0 for the last distinct answer); a judge's is its chance-corrected agreement 2a - 1 in
+  it plays (``NodeRecord.reputation``: a judge-only reward model has no generator score), so good
+  answers cannot buy cover for bad verdicts. A generator's value is its answer's rank (1 for the
+  winning answer down to 0 for the last distinct answer); a judge's is its chance-corrected agreement 2a - 1 in
   [-1, 1] with the consensus (ties count half), so random and always-"A" judges drift to 0 and a
   judge that votes against the consensus is pushed down. Hidden spot checks and calibration are
   ground truth and weigh most (rate 0.3; generators: right or wrong; judges: 2a - 1 on pairs where

@@ -81,6 +81,22 @@ def test_assignment_never_self_judges_and_is_balanced() -> None:
     assert all(len(js) == 1 for js in by_pair.values())
 
 
+def test_a_panel_judges_each_pair_in_both_orders_without_authors() -> None:
+    authors = [frozenset({"a"}), frozenset({"b"}), frozenset({"c"})]
+    judges = ["a", "b", "c", "j1", "j2", "j3"]
+    pairs = judging_plan.schedule(3, np.random.default_rng(1))
+    planned, unassigned = judging_plan.assign(pairs, authors, judges, np.random.default_rng(2), round_tag="t", per_pair=3)
+    assert not unassigned and len({p.comparison_id for p in planned}) == len(planned) == 3 * len(pairs)
+    per_pair: dict[tuple[int, int], Counter[str]] = {}
+    for p in planned:
+        assert p.judge not in authors[p.answer_a] | authors[p.answer_b]
+        per_pair.setdefault((min(p.answer_a, p.answer_b), max(p.answer_a, p.answer_b)), Counter())[p.judge] += 1
+    assert all(len(c) == 3 and set(c.values()) == {2} for c in per_pair.values())  # 3 judges, each both orders
+    # a panel larger than the eligible judges gets every eligible judge
+    planned, _ = judging_plan.assign([(0, 1), (1, 0)], authors, ["a", "b", "j1"], np.random.default_rng(0), round_tag="t", per_pair=5)
+    assert {p.judge for p in planned} == {"j1"} and len(planned) == 2
+
+
 def test_assignment_reports_pairs_without_eligible_judge() -> None:
     authors = [frozenset({"x", "y"}), frozenset({"z"})]
     planned, unassigned = judging_plan.assign([(0, 1), (1, 0)], authors, ["x", "y", "z"], np.random.default_rng(0), round_tag="t")

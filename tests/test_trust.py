@@ -238,6 +238,9 @@ def test_forged_entry_with_recomputed_hash_fails_the_signature(filled_ledger) ->
     ("12", "12", True), ("7 + 5 = 12.", "12", True), ("The answer is 1,024", "1024", True),
     ("I think 11", "12", False), ("no idea", "12", False), ("-3", "-3", True),
     ("The answer is C.", "C", True), ("B) because...", "B", True), ("answer: (d)", "D", True), ("Paris", "A", False),
+    # free-form references are compared by their final answers too (JudgeBench uses whole responses)
+    ("So the answer is Paris.", "paris", True), ("Thus the answer is Paris", "Reasoning... the answer is Paris.", True),
+    ("Thus the answer is Rome", "Reasoning... the answer is Paris.", False),
 ])
 def test_answer_checking(text: str, answer: str, ok: bool) -> None:
     assert is_correct(text, GenerationChallenge("q", answer)) is ok
