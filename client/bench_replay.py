@@ -171,16 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="", help="comma-separated model columns, or judges for judgebench (default: all)")
     parser.add_argument("--k", type=int, default=0, help="generators per round (default: every node)")
     parser.add_argument("--limit", type=int, default=0, help="scored questions (default: all not held out)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="held-out split, coordinator and adversaries")
     parser.add_argument("--held-out", type=float, default=None,
                         help="fraction held out for calibration and spot checks (default 0.05; judgebench 0.2)")
     parser.add_argument("--judges-per-pair", type=int, default=0,
                         help="judges comparing each pair, a panel when > 1 (default 1; judgebench: every judge)")
-    parser.add_argument("--spot-check-rate", type=float, default=0.1)
+    parser.add_argument("--spot-check-rate", type=float, default=0.1,
+                        help="probability that a round is followed by a hidden spot check from the held-out split")
     parser.add_argument("--calibration-threshold", type=float, default=0.0,
                         help="admission threshold (default 0: every model takes part, so the comparison with plurality is fair)")
-    parser.add_argument("--adversaries", type=int, default=0)
-    parser.add_argument("--adversary-kind", choices=[k for k in KINDS if k != "lazy"] + ["lazy"], default="colluding")
+    parser.add_argument("--adversaries", type=int, default=0,
+                        help="misbehaving nodes to add (they pass admission honestly, then misbehave)")
+    parser.add_argument("--adversary-kind", choices=[k for k in KINDS if k != "lazy"] + ["lazy"], default="colluding",
+                        help="random/always-a judges, colluding clique (one wrong answer, votes for it), sybil, "
+                             "two-faced, lazy generators")
     parser.add_argument("--concurrency", type=int, default=4, help="rounds in flight at once")
     parser.add_argument("--sweep-adversaries", default="",
                         help="comma-separated adversary counts, e.g. 0,5,10,15: one run per count on the same questions")
