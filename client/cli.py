@@ -20,6 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from .demo import die_with_parent_if_asked
 from .sdk import DEFAULT_ADDRESS, Client
 from .types import Answer, CandidateReceived, Completed, Dispatched, JudgingProgress, NodeFailure, SwarmrankError
 
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    die_with_parent_if_asked()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

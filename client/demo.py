@@ -25,11 +25,24 @@ from .sdk import Client
 READY = re.compile(r"listening on (\S+)")
 
 
-def _die_with_parent() -> None:
+PARENT_ENV = "SWARMRANK_DIE_WITH_PARENT"
+
+
+def die_with_parent_if_asked() -> None:
+    """In a child the demo started: ask the kernel for SIGTERM when the demo dies (Linux).
+
+    The child does this itself, first thing, instead of a ``preexec_fn``: a preexec_fn forces a
+    plain fork() of the demo, whose gRPC threads are running, and gRPC's fork handlers can then
+    abort the child before it execs (seen as "epoll_wait error: Bad file descriptor", exit -6)."""
+    parent = os.environ.pop(PARENT_ENV, "")
+    if not parent or not sys.platform.startswith("linux"):
+        return
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
-        pass
+        return
+    if os.getppid() != int(parent):  # the demo died before the line above
+        sys.exit(0)
 
 
 class Child:
@@ -40,7 +53,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swarmrank.client.cli", *argv],
             stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            env={**os.environ, PARENT_ENV: str(os.getpid())},
         )
         self.address = ""
         self._ready = threading.Event()

@@ -37,9 +37,10 @@ class NodeRecord:
 
     @property
     def reputation(self) -> float:
-        """The worse score of the roles it plays (a judge-only node is not held to a generator score)."""
+        """The worse score of the roles it plays (a judge-only node is not held to a generator score);
+        a judge is counted by its reliability, as in its weight and its quarantine."""
         role, t = self.role, self.trust
-        return min(t.generator if role.generates else 1.0, t.judge if role.judges else 1.0)
+        return min(t.generator if role.generates else 1.0, max(0.0, t.judge_reliability) if role.judges else 1.0)
 
 
 @dataclass(frozen=True)

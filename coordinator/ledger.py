@@ -52,7 +52,8 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
     rule = {"probation": reputation.PROBATION, "quarantine": reputation.QUARANTINE, "rates": reputation.RATES,
             "min_truths": reputation.MIN_TRUTHS, "mean_line": reputation.MEAN_LINE,
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
-            "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP}
+            "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
+            "record_prior": reputation.RECORD_PRIOR}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

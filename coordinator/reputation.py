@@ -39,7 +39,7 @@ from swarmrank.protos.types import Preference
 
 from .consensus import Consensus
 from .domain import Judgment
-from .trust import Trust
+from .trust import RECORD_PRIOR, Trust
 
 PROBATION = 0.2
 QUARANTINE = 0.1
@@ -52,7 +52,6 @@ MIN_TRUTHS = 4
 MEAN_LINE = {"generator": 0.15, "judge": 0.1}
 PROVEN_AFTER = 5
 PROBATION_WEIGHT_CAP = 0.02
-RECORD_PRIOR = 4.0
 DECAY_SECONDS = 7 * 86400.0
 RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1}
 GROUND_TRUTH = ("calibration", "spot_check")
@@ -89,14 +88,6 @@ def decayed(t: Trust, ts: float) -> Trust:
                    judge=PROBATION + (t.judge - PROBATION) * factor, updated_unix=ts)
 
 
-def judge_reliability(t: Trust) -> float:
-    """The judge's ground-truth record (mean value since admission), shrunk toward its running
-    score, which counts as ``RECORD_PRIOR`` observations. The running score moves fast and follows
-    the consensus; the record is slow and cannot be swayed by a correlated majority, so it decides
-    once there is enough of it."""
-    return (t.judge_sum + RECORD_PRIOR * t.judge) / (t.judge_n + RECORD_PRIOR)
-
-
 def _settle(t: Trust, role: str = "", *, plays: str = "") -> Trust:
     """Clip scores; quarantine after a penalty (``role`` empty) that leaves the score of the roles
     the node ``plays`` ("" both) too low, or after a poor record in ``role``."""
@@ -108,7 +99,7 @@ def _settle(t: Trust, role: str = "", *, plays: str = "") -> Trust:
             # A judge's fast score follows the consensus; a right judge outvoted by a correlated
             # majority must not be quarantined for that, so judges are held to their reliability.
             fast, total, n = ((t.generator, t.generator_sum, t.generator_n) if role == "generator"
-                              else (judge_reliability(t), t.judge_sum, t.judge_n))
+                              else (t.judge_reliability, t.judge_sum, t.judge_n))
             line = max(QUARANTINE, MEAN_LINE[role])
             if fast < line and n >= MIN_TRUTHS and total / n < MEAN_LINE[role]:
                 return replace(t, status="quarantined")
@@ -157,7 +148,7 @@ def replay(events: Iterable[Event]) -> dict[str, Trust]:
 def judge_weight(t: Trust | None) -> float:
     if t is None or not t.eligible:
         return 0.0
-    weight = max(0.0, judge_reliability(t)) ** 2
+    weight = max(0.0, t.judge_reliability) ** 2
     return min(weight, PROBATION_WEIGHT_CAP) if t.status == "probation" else weight
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+RECORD_PRIOR = 4.0  # observations the running judge score is worth against the ground-truth record
+
 
 @dataclass(frozen=True)
 class Trust:
@@ -24,6 +26,14 @@ class Trust:
     generator_n: int = 0
     judge_sum: float = 0.0
     judge_n: int = 0
+
+    @property
+    def judge_reliability(self) -> float:
+        """The judge's ground-truth record (mean value since admission), shrunk toward its running
+        score, which counts as ``RECORD_PRIOR`` observations. The running score moves fast and
+        follows the consensus; the record is slow and cannot be swayed by a correlated majority,
+        so it decides once there is enough of it."""
+        return (self.judge_sum + RECORD_PRIOR * self.judge) / (self.judge_n + RECORD_PRIOR)
 
     @property
     def score(self) -> float:

@@ -51,13 +51,13 @@ def test_ground_truth_weighs_more_than_agreement() -> None:
 
 def test_established_after_enough_ground_truth_then_uncapped_weight() -> None:
     t = proven(admitted(), 3)
-    assert t.status == "established" and judge_weight(t) == pytest.approx(reputation.judge_reliability(t) ** 2)
+    assert t.status == "established" and judge_weight(t) == pytest.approx(t.judge_reliability ** 2)
 
 
 def test_reputation_is_the_worse_role_and_weight_follows_the_judge_role() -> None:
     good_generator_bad_judge = evidence(evidence(proven(admitted()), "round", 1.0), "spot_check", -1.0, role="judge")
     assert good_generator_bad_judge.score == good_generator_bad_judge.judge < good_generator_bad_judge.generator
-    assert judge_weight(good_generator_bad_judge) == pytest.approx(max(0.0, reputation.judge_reliability(good_generator_bad_judge)) ** 2)
+    assert judge_weight(good_generator_bad_judge) == pytest.approx(max(0.0, good_generator_bad_judge.judge_reliability) ** 2)
 
 
 def test_judge_weight_follows_the_ground_truth_record_over_consensus_agreement() -> None:
