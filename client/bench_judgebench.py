@@ -16,11 +16,9 @@ weight, as held before each pair); and the oracle (any judge right).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,6 @@ from swarmrank.protos.types import Preference, Role
 
 from .datasets import JudgeBench, JudgedPair, load_judgebench
 from .local_swarm import LocalSwarm
-from .progress import ProgressBar
 
 RESPONDERS = ("response-1", "response-2")
 PREFERENCE = {1: Preference.A, -1: Preference.B, 0: Preference.TIE}
@@ -94,36 +91,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               calibration_threshold=args.calibration_threshold, spot_check_rate=args.spot_check_rate,
                               judges_per_pair=per_pair, default_max_tokens=1024, heartbeat_interval=30.0,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
-            name_of = dict(zip(swarm.node_ids, [b.info.name for b in backends]))
-            rows: list[dict[str, Any]] = []
-            progress = ProgressBar("pairs", len(scored), unit="q", scale=1)
-            started = time.perf_counter()
-            async with swarm.client() as client:
-                gate = asyncio.Semaphore(args.concurrency)
-
-                async def one(p: JudgedPair) -> None:
-                    async with gate:
-                        reputation = {name_of[n.node_id]: n.reputation for n in await client.nodes()}
-                        answer = await client.ask(p.question, timeout=300)
-                    better_text = p.response_a if p.better == "A" else p.response_b
-                    tied = abs(answer.confidence - 0.5) < 1e-9
-                    singles = {j: sum(bench.verdicts[j][p.pair_id]) for j in bench.judges}
-                    rows.append({
-                        "swarm": 0.5 if tied else float(answer.text.strip() == better_text),
-                        "single": {j: _half(s, p.better) for j, s in singles.items()},
-                        "scores": singles, "better": p.better,
-                        "panel": _half(sum(float(np.sign(s)) for s in singles.values()), p.better),
-                        "weighted": _half(sum(reputation[j] ** 2 * s for j, s in singles.items()), p.better),
-                        "oracle": any(_half(s, p.better) == 1.0 for s in singles.values()),
-                        "judge_calls": len({j.judge_node_id for j in answer.judgments}),
-                        "comparisons": len(answer.judgments),
-                    })
-                    progress(len(rows))
-
-                await asyncio.gather(*(one(p) for p in scored))
-                elapsed = time.perf_counter() - started
-                nodes = await client.nodes()
-    final = {name_of[n.node_id]: round(n.reputation, 4) for n in nodes}
+            asked = await swarm.ask_all([p.question for p in scored], concurrency=args.concurrency, label="pairs")
+    rows: list[dict[str, Any]] = []
+    for p, answer, reputation in zip(scored, asked.answers, asked.reputations):
+        better_text = p.response_a if p.better == "A" else p.response_b
+        tied = abs(answer.confidence - 0.5) < 1e-9
+        singles = {j: sum(bench.verdicts[j][p.pair_id]) for j in bench.judges}
+        rows.append({
+            "swarm": 0.5 if tied else float(answer.text.strip() == better_text),
+            "single": {j: _half(s, p.better) for j, s in singles.items()},
+            "scores": singles, "better": p.better,
+            "panel": _half(sum(float(np.sign(s)) for s in singles.values()), p.better),
+            "weighted": _half(sum(reputation[j] ** 2 * s for j, s in singles.items()), p.better),
+            "oracle": any(_half(s, p.better) == 1.0 for s in singles.values()),
+            "judge_calls": len({j.judge_node_id for j in answer.judgments}),
+            "comparisons": len(answer.judgments),
+        })
+    final = {swarm.names[n.node_id]: round(n.reputation, 4) for n in asked.final}
     n = len(rows)
     singles = {j: sum(r["single"][j] for r in rows) / n for j in bench.judges}
     best = max(singles, key=singles.__getitem__)
@@ -147,9 +131,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "single_accuracy": {j: round(a, 4) for j, a in singles.items()},
         "best_judge_ties": len(ties),
         "rest_of_panel_accuracy_on_best_judge_ties": sum(rest) / len(rest) if rest else None,
-        "rounds_per_second": n / elapsed,
+        "rounds_per_second": n / asked.elapsed_seconds,
         "judge_calls_per_round": sum(r["judge_calls"] for r in rows) / n,
         "comparisons_per_round": sum(r["comparisons"] for r in rows) / n,
         "final_reputation": final,
-        "quarantined": sorted(name_of[n.node_id] for n in nodes if n.state == "quarantined"),
+        "quarantined": sorted(swarm.names[n.node_id] for n in asked.final if n.state == "quarantined"),
     }

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gzip
 import json
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -29,7 +28,7 @@ from swarmrank.node.backends.llama import LlamaCppBackend
 
 from .bench_replay import vote
 from .local_swarm import LocalSwarm
-from .progress import ProgressBar
+from .progress import ProgressBar, report
 
 SUITES = {"arc-easy": "objective_sets/arc_easy_test.jsonl.gz", "arc-challenge": "objective_sets/arc_challenge_test.jsonl.gz",
           "gsm8k": "gsm8k_openai_solutions/test.jsonl.gz"}
@@ -103,9 +102,5 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
     table = "\n".join(f"{k:<24}{v}" for k, v in result.items())
-    if args.json:
-        print(table, file=sys.stderr)
-        print(json.dumps(result, indent=2))
-    else:
-        print(table)
+    report(result, table, args.json)
     return 0

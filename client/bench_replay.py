@@ -22,7 +22,6 @@ import asyncio
 import json
 import sys
 import tempfile
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
 from . import bench_judgebench, bench_plot
 from .datasets import DATASETS, AnswerMatrix, Question, load
 from .local_swarm import LocalSwarm
-from .progress import ProgressBar
+from .progress import report
 
 ADMISSION_CALLS = 6  # adversaries behave during the 4 + 2 admission challenges
 
@@ -99,44 +98,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               spot_check_rate=args.spot_check_rate, judges_per_pair=args.judges_per_pair or 1,
                               heartbeat_interval=30.0,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
-            name_of = dict(zip(swarm.node_ids, [b.info.name for b in backends]))
-            adversaries = set(swarm.node_ids[len(models):])
-            rows: list[dict[str, Any]] = []
-            progress = ProgressBar("rounds", len(scored), unit="q", scale=1)
-            started = time.perf_counter()
-            async with swarm.client() as client:
-                gate = asyncio.Semaphore(args.concurrency)
-
-                async def one(q: Question) -> None:
-                    async with gate:
-                        reputation = {n.node_id: n.reputation for n in await client.nodes()}
-                        answer = await client.ask(q.prompt, timeout=300)
-                    winner = name_of[answer.winner_node_id]
-                    node_answers = {}
-                    node_correct = {}
-                    for node_id, name in name_of.items():
-                        if node_id in adversaries:  # what it answered, for the vote baselines
-                            node_answers[name] = wrong_answer(q.gold) if args.adversary_kind in ("colluding", "sybil", "two-faced") else q.gold
-                            node_correct[name] = node_answers[name] == q.gold
-                        else:
-                            node_answers[name] = matrix.answers[name].get(q.qid, "")
-                            node_correct[name] = matrix.correct[name].get(q.qid, False)
-                    swarm_ok = (node_correct[winner] if winner in matrix.correct else same_answer(answer.text, q.gold))
-                    rows.append({
-                        "qid": q.qid, "swarm": bool(swarm_ok),
-                        "plurality": vote(node_answers, node_correct, {}),
-                        "weighted": vote(node_answers, node_correct, {name_of[n]: r for n, r in reputation.items() if n in name_of}),
-                        "oracle": any(node_correct.values()),
-                        "single": {m: matrix.correct[m].get(q.qid, False) for m in models},
-                        "judge_calls": len({j.judge_node_id for j in answer.judgments}),
-                        "comparisons": len(answer.judgments),
-                        "failures": len(answer.failures),
-                    })
-                    progress(len(rows))
-
-                await asyncio.gather(*(one(q) for q in scored))
-                elapsed = time.perf_counter() - started
-                final = {name_of[n.node_id]: round(n.reputation, 4) for n in await client.nodes()}
+            adversaries = {swarm.names[node_id] for node_id in swarm.node_ids[len(models):]}
+            asked = await swarm.ask_all([q.prompt for q in scored], concurrency=args.concurrency, label="rounds")
+    rows: list[dict[str, Any]] = []
+    for q, answer, reputation in zip(scored, asked.answers, asked.reputations):
+        node_answers, node_correct = {}, {}
+        for name in swarm.names.values():
+            if name in adversaries:  # what it answered, for the vote baselines
+                node_answers[name] = wrong_answer(q.gold) if args.adversary_kind in ("colluding", "sybil", "two-faced") else q.gold
+                node_correct[name] = node_answers[name] == q.gold
+            else:
+                node_answers[name] = matrix.answers[name].get(q.qid, "")
+                node_correct[name] = matrix.correct[name].get(q.qid, False)
+        winner = swarm.names[answer.winner_node_id]
+        swarm_ok = node_correct[winner] if winner in matrix.correct else same_answer(answer.text, q.gold)
+        rows.append({
+            "qid": q.qid, "swarm": bool(swarm_ok),
+            "plurality": vote(node_answers, node_correct, {}),
+            "weighted": vote(node_answers, node_correct, reputation),
+            "oracle": any(node_correct.values()),
+            "single": {m: matrix.correct[m].get(q.qid, False) for m in models},
+            "judge_calls": len({j.judge_node_id for j in answer.judgments}),
+            "comparisons": len(answer.judgments),
+            "failures": len(answer.failures),
+        })
+    final = {swarm.names[n.node_id]: round(n.reputation, 4) for n in asked.final}
     n = len(rows)
     singles = {m: sum(r["single"][m] for r in rows) / n for m in models}
     best = max(singles, key=singles.__getitem__)
@@ -156,7 +142,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "best_single_accuracy": singles[best],
         "best_single_model": best,
         "oracle_accuracy": sum(r["oracle"] for r in rows) / n,
-        "rounds_per_second": n / elapsed,
+        "rounds_per_second": n / asked.elapsed_seconds,
         "judge_calls_per_round": sum(r["judge_calls"] for r in rows) / n,
         "comparisons_per_round": sum(r["comparisons"] for r in rows) / n,
         "failed_calls": sum(r["failures"] for r in rows),
@@ -221,9 +207,5 @@ def main(argv: list[str] | None = None) -> int:
         bench_plot.methods(result, args.plot)
     if args.plot:
         print(f"wrote {args.plot}", file=sys.stderr)
-    if args.json:
-        print(table, file=sys.stderr)
-        print(json.dumps(result, indent=2))
-    else:
-        print(table)
+    report(result, table, args.json)
     return 0

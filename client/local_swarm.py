@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,17 @@ from swarmrank.node.backends.base import Backend
 from swarmrank.node.daemon import serve as serve_node
 from swarmrank.node.settings import NodeSettings
 
+from .progress import ProgressBar
 from .sdk import AsyncClient
+from .types import Answer, NodeInfo
+
+
+@dataclass(frozen=True)
+class AskedAll:
+    answers: list[Answer]                 # in the order of the prompts
+    reputations: list[dict[str, float]]   # per prompt: node name -> reputation just before it was asked
+    elapsed_seconds: float
+    final: list[NodeInfo]                 # the nodes as the coordinator holds them afterwards
 
 
 class LocalSwarm:
@@ -33,6 +44,7 @@ class LocalSwarm:
         self._tasks: list[asyncio.Task[None]] = []
         self.address = ""
         self.node_ids: list[str] = []
+        self.names: dict[str, str] = {}  # node id -> its backend's model name
 
     async def _start(self, coro_factory: Any) -> str:
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -64,6 +76,7 @@ class LocalSwarm:
             node_id = await self._start(lambda ready, stop, s=node_settings, b=backend: serve_node(
                 s, backend=b, on_ready=lambda node_id, _: ready.set_result(node_id), stop=stop))
             self.node_ids.append(node_id)
+            self.names[node_id] = backend.info.name
             ids.append(node_id)
         async with self.client() as client:
             deadline = time.monotonic() + self._register_timeout
@@ -72,6 +85,30 @@ class LocalSwarm:
                     raise TimeoutError(f"only {len(await client.nodes())} of {len(self.node_ids)} nodes registered")
                 await asyncio.sleep(0.05)
         return ids
+
+    async def ask_all(self, prompts: Sequence[str], *, concurrency: int, label: str) -> AskedAll:
+        """Ask every prompt, ``concurrency`` rounds in flight, with a progress bar; each answer comes
+        with the reputations the coordinator held just before it was asked (for vote baselines)."""
+        answers: list[Answer | None] = [None] * len(prompts)
+        reputations: list[dict[str, float]] = [{} for _ in prompts]
+        progress = ProgressBar(label, len(prompts), unit="q", scale=1)
+        done = 0
+        started = time.perf_counter()
+        async with self.client() as client:
+            gate = asyncio.Semaphore(concurrency)
+
+            async def one(i: int) -> None:
+                nonlocal done
+                async with gate:
+                    reputations[i] = {self.names[n.node_id]: n.reputation for n in await client.nodes()}
+                    answers[i] = await client.ask(prompts[i], timeout=300)
+                done += 1
+                progress(done)
+
+            await asyncio.gather(*(one(i) for i in range(len(prompts))))
+            elapsed = time.perf_counter() - started
+            final = await client.nodes()
+        return AskedAll([a for a in answers if a is not None], reputations, elapsed, final)
 
     def client(self) -> AsyncClient:
         return AsyncClient(self.address, retries=0)

@@ -1,10 +1,22 @@
-"""A dependency-free progress bar for long steps (model assembly, waiting for nodes)."""
+"""What long commands print: a dependency-free progress bar for long steps (model assembly, waiting
+for nodes, benchmark rounds) and a benchmark's final report."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
+
+
+def report(result: dict[str, Any], table: str, as_json: bool) -> None:
+    """A benchmark's result: the readable table on stdout, or with ``as_json`` one JSON object on
+    stdout and the table on stderr (so pipes get clean JSON and people still see the table)."""
+    if as_json:
+        print(table, file=sys.stderr)
+        print(json.dumps(result, indent=2))
+    else:
+        print(table)
 
 
 class ProgressBar:
