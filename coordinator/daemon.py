@@ -8,14 +8,11 @@ import logging
 import signal
 from collections.abc import Callable
 
-import grpc
 import numpy as np
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from swarmrank.protos import limits
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2, coordinator_pb2_grpc
+from swarmrank.rpc.server import start_server
 
 from .calibration import ChallengeBank
 from .joining import Gatekeeper
@@ -51,18 +48,12 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    server = grpc.aio.server(options=limits.GRPC_OPTIONS)
-    coordinator_pb2_grpc.add_CoordinatorServicer_to_server(CoordinatorServicer(runner, registry, gatekeeper), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
-    address = f"{settings.listen.rsplit(':', 1)[0]}:{port}"
-    await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    servicer = CoordinatorServicer(runner, registry, gatekeeper)
+    running = await start_server(
+        settings.listen, lambda server: coordinator_pb2_grpc.add_CoordinatorServicer_to_server(servicer, server),
+        [SERVICE_NAME],
+    )
+    address = running.address
     log.info("coordinator %s serving on %s (db %s, %d known node(s))", identity.public_key.hex()[:16], address, store.path,
              len(registry.all()))
     if on_ready:
@@ -71,8 +62,7 @@ async def serve(
         await stop.wait()
     finally:
         log.info("coordinator shutting down; counters: %s", dict(runner.counters))
-        await health_servicer.enter_graceful_shutdown()
-        await server.stop(5.0)
+        await running.stop(5.0)
         await runner.close()
         await client.close()
         store.close()

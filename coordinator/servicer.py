@@ -13,6 +13,7 @@ import grpc
 from swarmrank.protos import signing
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
+from swarmrank.rpc.status import abort_with
 
 from . import convert
 from .domain import RoundEvent, RoundResult
@@ -35,9 +36,7 @@ MAX_MODELS = 16
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: CoordinatorError) -> None:
-    code = STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.INTERNAL)
-    log.warning("refused %s: %s", code.name, exc)
-    await context.abort(code, str(exc))
+    await abort_with(context, exc, STATUS_FOR_ERROR)
 
 
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):

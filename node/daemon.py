@@ -8,14 +8,10 @@ import logging
 import signal
 from collections.abc import Callable
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
-from swarmrank.protos import limits
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import ROLE_NAMES
 from swarmrank.protos.v1 import node_pb2, node_pb2_grpc
+from swarmrank.rpc.server import start_server
 
 from . import catalogue
 from .backends.base import Backend
@@ -81,19 +77,11 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    server = grpc.aio.server(options=limits.GRPC_OPTIONS)
-    node_pb2_grpc.add_NodeServicer_to_server(NodeServicer(service), server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((NODE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
-    host = settings.listen.rsplit(":", 1)[0]
-    address = f"{host}:{port}"
-    await server.start()
-    for name in ("", NODE_SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = await start_server(
+        settings.listen, lambda server: node_pb2_grpc.add_NodeServicer_to_server(NodeServicer(service), server),
+        [NODE_SERVICE_NAME],
+    )
+    address = running.address
     log.info("node %s serving %s (%s, role %s) on %s", identity.node_id, backend.info.name, backend.info.runtime,
              service.info.role.name.lower(), address)
     if on_ready:
@@ -111,8 +99,7 @@ async def serve(
         await stop.wait()
     finally:
         log.info("shutting down: %d request(s) in flight, grace %.0fs", service.admission.in_flight, settings.grace_seconds)
-        await health_servicer.enter_graceful_shutdown()
-        await server.stop(settings.grace_seconds)
+        await running.stop(settings.grace_seconds)
         if registration:
             registration.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -10,12 +9,11 @@ import grpc
 from swarmrank.protos import PROTOCOL_VERSION
 from swarmrank.protos.v1 import node_pb2 as pb
 from swarmrank.protos.v1 import node_pb2_grpc
+from swarmrank.rpc.status import abort_with
 
 from . import convert
 from .errors import BackendFailure, InvalidRequest, ModelUnavailable, NodeError, Overloaded, UnknownModel, WrongRole
 from .service import NodeService, SignedCandidate
-
-log = logging.getLogger("swarmrank.node")
 
 STATUS_FOR_ERROR: dict[type[NodeError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -28,9 +26,7 @@ STATUS_FOR_ERROR: dict[type[NodeError], grpc.StatusCode] = {
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: NodeError) -> None:
-    code = STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.INTERNAL)
-    log.warning("refused %s: %s", code.name, exc)
-    await context.abort(code, str(exc))
+    await abort_with(context, exc, STATUS_FOR_ERROR)
 
 
 class NodeServicer(node_pb2_grpc.NodeServicer):

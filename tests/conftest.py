@@ -18,6 +18,16 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb  # noqa: E402
 from swarmrank.protos.v1 import coordinator_pb2_grpc  # noqa: E402
 
 
+TIERS = ("unit", "component", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (the folder it lives in), so ``pytest -m "not e2e"`` is the quick loop."""
+    for item in items:
+        if item.path.parent.name in TIERS:
+            item.add_marker(getattr(pytest.mark, item.path.parent.name))
+
+
 @pytest.fixture(scope="session")
 def bigram_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_bigram_onnx(tmp_path_factory.mktemp("onnx") / "bigram.onnx")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "mmlu_pro" / "predictions.csv.gz").exists(), reason="../shared/data not beside the repo")
 
 
 def bench(*args: str) -> dict:  # type: ignore[type-arg]
-    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "bench", "replay", "--data", str(DATA), "--json", *args],
+    out = subprocess.run([sys.executable, "-m", "swarmrank.cli", "bench", "replay", "--data", str(DATA), "--json", *args],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)
@@ -45,7 +45,7 @@ def test_live_bench_with_the_real_models() -> None:
 
     if not models_available():
         pytest.skip("needs the models extra")
-    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "bench", "live", "--data", str(DATA), "--json",
+    out = subprocess.run([sys.executable, "-m", "swarmrank.cli", "bench", "live", "--data", str(DATA), "--json",
                           "--suite", "arc-easy", "--limit", "2", "--max-tokens", "16"], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout)

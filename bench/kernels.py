@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .bradley_terry import fit, win_matrix
+from swarmrank.kernels.bradley_terry import fit, win_matrix
 
 
 def make_rounds(count: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from .batch import fit_batch
+    from swarmrank.kernels.batch import fit_batch
 
     rng = np.random.default_rng(args.seed)
     n = args.items

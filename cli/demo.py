@@ -19,8 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from .progress import ProgressBar
-from .sdk import Client
+from swarmrank.bench.progress import ProgressBar
+from swarmrank.client.sdk import Client
 
 READY = re.compile(r"listening on (\S+)")
 
@@ -51,7 +51,7 @@ class Child:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "swarmrank.client.cli", *argv],
+            [sys.executable, "-m", "swarmrank.cli", *argv],
             stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
             env={**os.environ, PARENT_ENV: str(os.getpid())},
         )
@@ -101,7 +101,7 @@ def _say(quiet: bool, text: str) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     from swarmrank.node import catalogue
 
-    from .cli import ask_and_print
+    from .render import ask_and_print
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     for name in models:

@@ -12,7 +12,7 @@ Reported on the same scored questions in the same run: swarm accuracy, plurality
 weighted vote (reputations as the coordinator held them before each question), best single node
 (chosen in hindsight), oracle (any node right), rounds per second and judge calls per round.
 ``--sweep-adversaries`` repeats the run per number of adversaries and ``--plot`` draws a chart
-(``bench_plot``); ``--dataset judgebench`` measures a panel of recorded judges (``bench_judgebench``).
+(``plot``); ``--dataset judgebench`` measures a panel of recorded judges (``judgebench``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from swarmrank.node.answers import same_answer
 from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
 
-from . import bench_judgebench, bench_plot
+from . import judgebench, plot
 from .datasets import DATASETS, AnswerMatrix, Question, load
 from .local_swarm import LocalSwarm
 from .progress import report
@@ -196,15 +196,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['adversaries']:>11}  {r['swarm_accuracy']:>7.4f}  {r['weighted_vote_accuracy']:>8.4f}  "
             f"{r['plurality_accuracy']:>9.4f}  {r['best_single_accuracy']:>11.4f}" for r in runs])
     else:
-        result = asyncio.run(bench_judgebench.run(args) if args.dataset == "judgebench" else run(args))
+        result = asyncio.run(judgebench.run(args) if args.dataset == "judgebench" else run(args))
         table = "\n".join(f"{key:<26}{result[key]:.4f}" if isinstance(result[key], float) else f"{key:<26}{result[key]}"
                           for key in ("dataset", "questions", "nodes", "swarm_accuracy", "plurality_accuracy",
                                       "weighted_vote_accuracy", "best_single_accuracy", "best_single_model", "oracle_accuracy",
                                       "rounds_per_second", "judge_calls_per_round"))
     if args.plot and args.sweep_adversaries:
-        bench_plot.sweep(result["runs"], args.plot)
+        plot.sweep(result["runs"], args.plot)
     elif args.plot:
-        bench_plot.methods(result, args.plot)
+        plot.methods(result, args.plot)
     if args.plot:
         print(f"wrote {args.plot}", file=sys.stderr)
     report(result, table, args.json)

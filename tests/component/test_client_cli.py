@@ -13,8 +13,8 @@ from helpers import RunningCoordinator, coordinator_settings
 from swarmrank.client import (
     AsyncClient, Client, Completed, Dispatched, InvalidRequest, JudgingProgress, NotFound, Unavailable,
 )
-from swarmrank.client.cli import main
-from swarmrank.client.config import load_settings
+from swarmrank.cli.main import main
+from swarmrank.cli.config import load_settings
 from swarmrank.node.settings import NodeSettings
 
 
@@ -80,9 +80,9 @@ def test_cli_ask_json_and_nodes(swarm, capsys) -> None:  # type: ignore[no-untyp
 
 
 def test_help_explains_every_command() -> None:
-    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "node", "start", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "swarmrank.cli", "node", "start", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--model" in out.stdout and "--max-queue" in out.stdout and "--coordinator" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "swarmrank.cli", "--help"], capture_output=True, text=True)
     for command in ("demo", "node", "coordinator", "ask", "nodes", "round", "bench"):
         assert command in out.stdout
 
@@ -110,7 +110,7 @@ def test_demo_children_die_with_a_killed_demo(tmp_path) -> None:  # type: ignore
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from swarmrank.client.demo import Child\n"
+        "from swarmrank.cli.demo import Child\n"
         f"c = Child('coordinator', ['coordinator', 'start', '--listen', '127.0.0.1:0', '--db', r'{tmp_path / 'c.db'}',"
         f" '--key-path', r'{tmp_path / 'c.key'}'], Path(r'{tmp_path / 'c.log'}'))\n"
         "c.wait_ready(60)\n"

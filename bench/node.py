@@ -25,11 +25,11 @@ from swarmrank.protos import limits
 from swarmrank.protos.v1 import node_pb2 as pb
 from swarmrank.protos.v1 import node_pb2_grpc
 
-from . import catalogue
-from .backends.base import Completion, GenerationParams
-from .backends.llama import LlamaCppBackend
-from .daemon import serve
-from .settings import NodeSettings
+from swarmrank.node import catalogue
+from swarmrank.node.backends.base import Completion, GenerationParams
+from swarmrank.node.backends.llama import LlamaCppBackend
+from swarmrank.node.daemon import serve
+from swarmrank.node.settings import NodeSettings
 
 PROMPT = "Count from 1 to 300, separated by commas."
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from helpers import RunningNode, wait_for
 from swarmrank.client import Client
-from swarmrank.client.demo import Child
+from swarmrank.cli.demo import Child
 from swarmrank.coordinator import ledger
 from swarmrank.coordinator.calibration import ChallengeBank
 from swarmrank.node.backends.replay import ReplayBackend
@@ -36,7 +36,7 @@ def entries(db: Path) -> list[tuple[int, str]]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "swarmrank.client.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "swarmrank.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_sigkill_and_restart(bg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from helpers import RunningNode
-from swarmrank.client.local_swarm import LocalSwarm
+from swarmrank.bench.local_swarm import LocalSwarm
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, RecordedJudgeBackend, ReplayBackend
 from swarmrank.node.settings import NodeSettings
 from swarmrank.protos.types import Preference, Role

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swarmrank.client.local_swarm import LocalSwarm
+from swarmrank.bench.local_swarm import LocalSwarm
 from swarmrank.coordinator import reputation
 from swarmrank.coordinator.calibration import ChallengeBank
 from swarmrank.node.answers import same_answer

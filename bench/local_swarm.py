@@ -21,8 +21,8 @@ from swarmrank.node.daemon import serve as serve_node
 from swarmrank.node.settings import NodeSettings
 
 from .progress import ProgressBar
-from .sdk import AsyncClient
-from .types import Answer, NodeInfo
+from swarmrank.client.sdk import AsyncClient
+from swarmrank.client.types import Answer, NodeInfo
 
 
 @dataclass(frozen=True)

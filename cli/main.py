@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from .demo import die_with_parent_if_asked
-from .sdk import DEFAULT_ADDRESS, Client
-from .types import Answer, CandidateReceived, Completed, Dispatched, JudgingProgress, NodeFailure, SwarmrankError
+from swarmrank.client.sdk import DEFAULT_ADDRESS, Client
+from swarmrank.client.types import SwarmrankError
+
+from .render import answer_summary, ask_and_print, print_answer
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser, settings_cls: Any) -> None:
@@ -75,83 +77,6 @@ def cmd_coordinator_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def answer_summary(answer: Answer) -> dict[str, Any]:
-    """The JSON shape printed by ``ask --json`` and ``demo --json``."""
-    winner = answer.winner
-    return {
-        "answer": answer.text,
-        "round_id": answer.round_id,
-        "winner_node": answer.winner_node_id,
-        "winner_model": winner.model,
-        "confidence": round(answer.confidence, 4),
-        "candidates": [
-            {"node_id": c.node_id, "model": c.model, "text": c.text, "strength": round(c.strength, 4), "rank": c.rank,
-             "win_probability": round(c.win_probability, 4), "completion_tokens": c.completion_tokens}
-            for c in answer.candidates
-        ],
-        "judgments": len(answer.judgments),
-        "judgment_details": [
-            {"judge": j.judge_node_id, "a": j.candidate_a_id, "b": j.candidate_b_id, "verdict": j.preference,
-             "confidence": round(j.confidence, 3), "weight": round(j.weight, 3)}
-            for j in answer.judgments
-        ],
-        "failures": [{"node_id": f.node_id, "stage": f.stage, "reason": f.reason} for f in answer.failures],
-        "elapsed_seconds": round(answer.elapsed_seconds, 3),
-    }
-
-
-def _short(text: str, width: int = 70) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
-
-
-def print_answer(answer: Answer, out: typing.TextIO = sys.stdout) -> None:
-    by_candidate = {c.candidate_id: c for c in answer.candidates}
-    w = answer.winner
-    out.write(f"\nQuestion: {answer.prompt}\n\n")
-    out.write(f"Answer ({w.model}, node {w.node_id[:8]}, confidence {answer.confidence:.2f}):\n")
-    out.write("  " + answer.text.strip().replace("\n", "\n  ") + "\n\n")
-    out.write("Ranking (Bradley-Terry strength ± standard error):\n")
-    for c in answer.candidates:
-        out.write(f"  {c.rank}. {c.model:<20} node {c.node_id[:8]}  {c.strength:+.2f} ± {c.standard_error:.2f}  {_short(c.text, 60)!r}\n")
-    out.write(f"\nJudgments ({len(answer.judgments)}): judge compared A vs B -> verdict\n")
-    for j in answer.judgments:
-        a, b = by_candidate.get(j.candidate_a_id), by_candidate.get(j.candidate_b_id)
-        out.write(f"  node {j.judge_node_id[:8]}: {a.model if a else j.candidate_a_id} vs {b.model if b else j.candidate_b_id}"
-                  f" -> {j.preference} (p={j.confidence:.2f}, weight {j.weight:.2f})\n")
-    for f in answer.failures:
-        out.write(f"  ! node {f.node_id[:8]} failed to {f.stage}: {f.reason}\n")
-    out.write(f"\nRound {answer.round_id} in {answer.elapsed_seconds:.1f}s (audit: swarmrank round {answer.round_id})\n")
-
-
-def print_event(event: object, err: typing.TextIO = sys.stderr) -> None:
-    if isinstance(event, Dispatched):
-        err.write(f"round {event.round_id[:8]}: dispatched to {len(event.node_ids)} node(s)\n")
-    elif isinstance(event, CandidateReceived):
-        err.write(f"  candidate from {event.model} (node {event.node_id[:8]}, {event.completion_tokens} tokens)\n")
-    elif isinstance(event, NodeFailure):
-        err.write(f"  node {event.node_id[:8]} failed to {event.stage}: {event.reason}\n")
-    elif isinstance(event, JudgingProgress):
-        err.write(f"  judging {event.done}/{event.total}\n")
-    err.flush()
-
-
-def ask_and_print(client: Client, prompt: str, *, as_json: bool, progress: bool = True, **options: Any) -> None:
-    """Run a round, show its progress on stderr, print the answer (pretty or JSON) on stdout."""
-    answer = None
-    for event in client.stream(prompt, **options):
-        if isinstance(event, Completed):
-            answer = event.answer
-        elif progress:
-            print_event(event)
-    if answer is None:
-        raise SwarmrankError("the round ended without a result", "INTERNAL")
-    if as_json:
-        print(json.dumps(answer_summary(answer), indent=2))
-    else:
-        print_answer(answer)
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
     with Client(args.coordinator, timeout=args.timeout) as client:
         ask_and_print(client, args.prompt, as_json=args.json, progress=not args.json, k=args.k,
@@ -185,7 +110,7 @@ def cmd_round(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from swarmrank.node import catalogue
 
-    from .progress import ProgressBar
+    from swarmrank.bench.progress import ProgressBar
 
     for entry in catalogue.CATALOGUE.values():
         line = f"{entry.name:<20} {entry.family:<7} {entry.parameters:<5} {entry.quantization:<7} {'chat' if entry.chat else 'base'}  {entry.note}"
@@ -229,13 +154,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.target == "node":
-        from swarmrank.node.bench import main as bench_main
+        from swarmrank.bench.node import main as bench_main
     elif args.target == "replay":
-        from .bench_replay import main as bench_main
+        from swarmrank.bench.replay import main as bench_main
     elif args.target == "live":
-        from .bench_live import main as bench_main
+        from swarmrank.bench.live import main as bench_main
     else:
-        from swarmrank.kernels.bench import main as bench_main
+        from swarmrank.bench.kernels import main as bench_main
     return bench_main(args.rest)
 
 

@@ -26,7 +26,7 @@ from swarmrank.node import catalogue
 from swarmrank.node.answers import answer_kind, final_answer, same_answer
 from swarmrank.node.backends.llama import LlamaCppBackend
 
-from .bench_replay import vote
+from .replay import vote
 from .local_swarm import LocalSwarm
 from .progress import ProgressBar, report
 

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from conftest import requires_models
 from swarmrank.client import Client, Completed, Dispatched
-from swarmrank.client.demo import Child
+from swarmrank.cli.demo import Child
 from swarmrank.node.catalogue import CATALOGUE
 from swarmrank.protos import signing
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
@@ -166,7 +166,7 @@ def _processes_mentioning(marker: str) -> list[int]:
 
 
 def test_demo_json(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "swarmrank.client.cli", "demo", "--json", "--workdir", str(tmp_path),
+    out = subprocess.run([sys.executable, "-m", "swarmrank.cli", "demo", "--json", "--workdir", str(tmp_path),
                           "What is the capital of France?"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     data = json.loads(out.stdout)
@@ -178,7 +178,7 @@ def test_demo_json(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_on_demo_leaves_no_orphans(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "swarmrank.client.cli", "demo", "--workdir", str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "swarmrank.cli", "demo", "--workdir", str(tmp_path),
                              "--max-tokens", "400", "Write a long story about a dragon."],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

@@ -1,0 +1,1 @@
+"""Every ``swarmrank bench …`` target, the datasets they read, ``LocalSwarm`` and the charts."""

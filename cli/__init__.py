@@ -1,0 +1,1 @@
+"""The ``swarmrank`` command line: daemons, asking, auditing, the demo and the benchmarks."""

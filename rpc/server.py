@@ -1,0 +1,47 @@
+"""Start a gRPC aio server the way both daemons need it: message limits, health, reflection, a
+bound port, and a graceful stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from swarmrank.protos import limits
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    address: str  # host:port actually bound (port 0 resolved)
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(
+    listen: str,
+    add_services: Callable[[grpc.aio.Server], None],
+    service_names: Sequence[str],
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> RunningServer:
+    """Serve on ``listen`` (``host:0`` picks a free port) with the services ``add_services`` adds,
+    plus health (reporting SERVING for "" and each of ``service_names``) and reflection."""
+    server = grpc.aio.server(options=limits.GRPC_OPTIONS, interceptors=list(interceptors))
+    add_services(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    await server.start()
+    for name in ("", *service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, health_servicer, f"{listen.rsplit(':', 1)[0]}:{port}")
