@@ -40,3 +40,7 @@ class NodeSettings(BaseSettings):
     grace_seconds: float = Field(10.0, ge=0, description="on SIGTERM: time in-flight work gets to finish")
     log_level: str = "INFO"
     log_json: bool = False
+    join: SecretStr = Field(SecretStr(""), description="join token from 'swarmrank swarm invite' (first start; the "
+                            "certificate is kept in --tls-dir and renewed)")
+    tls_dir: Path = Field(default_factory=lambda: _config_dir() / "tls", description="the node's TLS key and swarm certificate")
+    insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
