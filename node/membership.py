@@ -28,7 +28,7 @@ JOIN_TIMEOUT = 30.0
 RENEW_AT = 0.5  # renew when less than this fraction of the lifetime is left
 
 
-class JoinFailed(RuntimeError):
+class JoinFailed(ConnectionError):
     pass
 
 
