@@ -65,7 +65,8 @@ async def serve(
     """Run a node until SIGTERM/SIGINT (or ``stop`` is set); in-flight work gets ``grace_seconds``."""
     identity = Identity.load_or_create(settings.key_path)
     # Join (or reuse the stored certificate) before loading a model: a bad token fails in seconds.
-    membership = await swarm_membership.obtain(settings.tls_dir, settings.coordinator, settings.join.get_secret_value(), identity)
+    tls_dir = settings.tls_dir or settings.key_path.expanduser().with_name(settings.key_path.name + ".tls")
+    membership = await swarm_membership.obtain(tls_dir, settings.coordinator, settings.join.get_secret_value(), identity)
     if membership is None:
         tls.check_plaintext(settings.listen, settings.insecure, "node")
     # Load the model before any gRPC object exists, on this thread: llama.cpp's quiet loading dup2()s

@@ -42,5 +42,6 @@ class NodeSettings(BaseSettings):
     log_json: bool = False
     join: SecretStr = Field(SecretStr(""), description="join token from 'swarmrank swarm invite' (first start; the "
                             "certificate is kept in --tls-dir and renewed)")
-    tls_dir: Path = Field(default_factory=lambda: _config_dir() / "tls", description="the node's TLS key and swarm certificate")
+    tls_dir: Path | None = Field(None, description="the node's TLS key and swarm certificate (default: KEY_PATH.tls/, "
+                                 "next to the node key, so each key has its own)")
     insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
