@@ -8,7 +8,7 @@
     swarmrank ledger {verify,replay}     audit a coordinator's ledger
     swarmrank swarm {init,invite} | keys | nodes remove   operate a private swarm (TLS, tokens, API keys)
     swarmrank models [--prepare]         list / prepare the offline model catalogue
-    swarmrank bench {node,kernels,replay,live}  benchmarks (JSON with --json)
+    swarmrank bench {node,kernels,replay,live,overhead,load,scale}  benchmarks (JSON with --json)
 """
 
 from __future__ import annotations
@@ -171,6 +171,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from swarmrank.bench.replay import main as bench_main
     elif args.target == "live":
         from swarmrank.bench.live import main as bench_main
+    elif args.target == "overhead":
+        from swarmrank.bench.overhead import main as bench_main
+    elif args.target == "load":
+        from swarmrank.bench.load import main as bench_main
+    elif args.target == "scale":
+        from swarmrank.bench.scale import main as bench_main
     else:
         from swarmrank.bench.kernels import main as bench_main
     return bench_main(args.rest)
@@ -247,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=None, help="keep keys, database and logs here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live} --help'")
-    bench.add_argument("target", choices=["node", "kernels", "replay", "live"])
+    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale} --help'")
+    bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
     return parser

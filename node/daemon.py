@@ -38,6 +38,10 @@ def build_backend(settings: NodeSettings, progress: catalogue.Progress | None = 
         return LlamaCppBackend(
             path, entry, n_ctx=settings.n_ctx, n_threads=settings.n_threads or None, n_gpu_layers=settings.n_gpu_layers
         )
+    if settings.backend == "instant":
+        from .backends.instant import InstantBackend
+
+        return InstantBackend(name=settings.model, seed=settings.seed, max_concurrency=settings.max_concurrency)
     if settings.backend == "onnx":
         from .backends.onnx import OnnxBackend
 
