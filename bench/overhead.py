@@ -202,12 +202,12 @@ def run(args: argparse.Namespace, transports: Sequence[Transport]) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    transports = [PLAINTEXT]
-    if args.tls:
-        from .tls_transport import MTLS, tls_cost
+    if args.tls:  # plaintext and mTLS swarms side by side, rounds interleaved (bench/tls_transport.py)
+        from .tls_transport import run_with_tls, tls_cost
 
-        transports.append(MTLS)
-    result = run(args, transports)
+        result = run_with_tls(args)
+    else:
+        result = run(args, [PLAINTEXT])
     text = table(result)
     if args.tls:
         summary, line = tls_cost(result)

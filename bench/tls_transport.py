@@ -4,11 +4,15 @@ bare fan-out pay exactly what a private swarm pays: TLS to the coordinator, mTLS
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 
 from swarmrank.coordinator.access import AccessControl
 from swarmrank.protos import limits
@@ -16,7 +20,7 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 from swarmrank.rpc import pki, swarm_dir, tls
 
-from .overhead import CallTimeout, RoundCall, Transport
+from .overhead import PLAINTEXT, BareFanOut, CallTimeout, RoundCall, Transport, latency_summary
 from .process_swarm import ProcessSwarm
 
 
@@ -84,3 +88,54 @@ def tls_cost(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
     line = (f"mTLS vs plaintext, round p50: {mtls['round']['p50_ms']:.2f}ms vs {plain['round']['p50_ms']:.2f}ms = {ratio} "
             f"(goal <= {TLS_GOAL}); bare fan-out {bare}")
     return summary, line
+
+
+async def measure_interleaved(transports: Sequence[Transport], workdir: Path, *, nodes: int, k: int, rounds: int,
+                              warmup: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Like ``overhead.measure``, but every transport's swarm runs at once and the rounds alternate
+    between them (and between round and bare fan-out), so load drift on a shared machine hits every
+    path alike: the mTLS / plaintext ratio is a same-moment comparison."""
+    async with contextlib.AsyncExitStack() as stack:
+        runs = []
+        for t in transports:
+            w = workdir / t.name
+            w.mkdir(parents=True, exist_ok=True)
+            args = ["--seed", str(seed), "--spot-check-rate", "0", "--k", str(k), *t.coordinator_args(w)]
+            swarm = await stack.enter_async_context(ProcessSwarm(w, nodes, args, t.node_args(w), client_options=t.client_options(w)))
+            channels = [t.node_channel(w, a) for a in swarm.node_addresses]
+            for c in channels:
+                stack.push_async_callback(c.close)
+            ask, close = await t.round_call(swarm, k)
+            stack.push_async_callback(close)
+            runs.append((t.name, ask, BareFanOut(channels, k, np.random.default_rng(seed)).run))
+        times: dict[str, dict[str, list[float]]] = {name: {"round": [], "bare": []} for name, _, _ in runs}
+        for i in range(warmup + rounds):
+            prompt = f"Question {i} (seed {seed}): what should a load benchmark measure?"
+            calls = [(name, path, call) for name, ask, bare in runs for path, call in (("round", ask), ("bare", bare))]
+            shift = i % len(calls)
+            for name, path, call in calls[shift:] + calls[:shift]:  # rotate who goes first
+                started = time.perf_counter()
+                await call(prompt)
+                if i >= warmup:
+                    times[name][path].append(time.perf_counter() - started)
+    out = {}
+    for name, t in times.items():
+        r, b = latency_summary(t["round"]), latency_summary(t["bare"])
+        out[name] = {"round": r, "bare_fanout": b, "overhead_ms_p50": round(r["p50_ms"] - b["p50_ms"], 3),
+                     "overhead_ratio": round(r["p50_ms"] / b["p50_ms"], 4)}
+    return out
+
+
+def run_with_tls(args: Any) -> dict[str, Any]:
+    """``bench overhead --tls``: plaintext and mTLS swarms side by side, rounds interleaved."""
+    import tempfile
+
+    if args.nodes < 3 or not 2 <= args.k <= args.nodes:
+        raise ValueError("need --nodes >= 3 and 2 <= --k <= --nodes")
+    with tempfile.TemporaryDirectory(prefix="swarmrank-overhead-") as tmp:
+        paths = asyncio.run(measure_interleaved([PLAINTEXT, MTLS], args.workdir or Path(tmp), nodes=args.nodes, k=args.k,
+                                                rounds=args.rounds, warmup=args.warmup, seed=args.seed))
+    first = paths[PLAINTEXT.name]
+    return {"benchmark": "overhead", "nodes": args.nodes, "k": args.k, "rounds": args.rounds, "seed": args.seed,
+            "paths": paths, "overhead_ratio": first["overhead_ratio"], "goal_ratio": 1.5,
+            "goal_met": first["overhead_ratio"] <= 1.5, "interleaved": True}

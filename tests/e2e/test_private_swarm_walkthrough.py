@@ -142,3 +142,15 @@ def test_node_with_a_bad_token_fails_fast(tmp_path: Path) -> None:
         assert proc.returncode == 2 and "--insecure" in proc.stderr
     finally:
         coord.stop()
+
+
+def test_bench_overhead_tls_reports_both_paths_from_one_run(tmp_path: Path) -> None:
+    out = run("bench", "overhead", "--tls", "--nodes", "3", "--k", "2", "--rounds", "4", "--warmup", "1", "--json",
+              "--workdir", str(tmp_path))
+    r = json.loads(out.stdout)
+    assert set(r["paths"]) == {"grpc", "mtls"} and r["interleaved"]
+    for path in r["paths"].values():
+        assert path["round"]["p50_ms"] > 0 and path["bare_fanout"]["p50_ms"] > 0
+    assert r["tls_round_ratio"] == round(r["paths"]["mtls"]["round"]["p50_ms"] / r["paths"]["grpc"]["round"]["p50_ms"], 4)
+    assert r["tls_goal_met"] == (r["tls_round_ratio"] <= r["tls_goal_ratio"])
+    assert "mTLS vs plaintext" in out.stderr
