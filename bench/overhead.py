@@ -202,16 +202,7 @@ def run(args: argparse.Namespace, transports: Sequence[Transport]) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.tls:  # plaintext and mTLS swarms side by side, rounds interleaved (bench/tls_transport.py)
-        from .tls_transport import run_with_tls, tls_cost
-
-        result = run_with_tls(args)
-    else:
-        result = run(args, [PLAINTEXT])
+    result = run(args, [PLAINTEXT])
     text = table(result)
-    if args.tls:
-        summary, line = tls_cost(result)
-        result.update(summary)
-        text += "\n" + line
     report(result, text, args.json)
     return 0

@@ -20,7 +20,9 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 from swarmrank.rpc import pki, swarm_dir, tls
 
+from . import overhead
 from .overhead import PLAINTEXT, BareFanOut, CallTimeout, RoundCall, Transport, latency_summary
+from .progress import report
 from .process_swarm import ProcessSwarm
 
 
@@ -139,3 +141,15 @@ def run_with_tls(args: Any) -> dict[str, Any]:
     return {"benchmark": "overhead", "nodes": args.nodes, "k": args.k, "rounds": args.rounds, "seed": args.seed,
             "paths": paths, "overhead_ratio": first["overhead_ratio"], "goal_ratio": 1.5,
             "goal_met": first["overhead_ratio"] <= 1.5, "interleaved": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``swarmrank bench overhead [--tls]``: without --tls, exactly ``overhead.main``."""
+    args = overhead.parser().parse_args(argv)
+    if not args.tls:
+        return overhead.main(argv)
+    result = run_with_tls(args)
+    summary, line = tls_cost(result)
+    result.update(summary)
+    report(result, overhead.table(result) + "\n" + line, args.json)
+    return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarmrank.node.convert import model_info_from_pb, model_info_to_pb
+from swarmrank.protos.model_info import model_info_from_pb, model_info_to_pb
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 
 from .domain import (

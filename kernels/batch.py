@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .bradley_terry import DEFAULT_MAX_ITER, DEFAULT_PRIOR, DEFAULT_TOL, BTResult, ConvergenceError, _validate
+from .bradley_terry import DEFAULT_MAX_ITER, DEFAULT_PRIOR, DEFAULT_TOL, BTResult, ConvergenceError, _validate, win_probability
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,7 @@ class BatchResult:
         n = int(self.n_items[b])
         theta = self.strengths[b, :n]
         ranking = np.argsort(-theta, kind="stable")
-        win = 1.0 / (1.0 + np.exp(theta - theta[ranking[0]]))
-        return BTResult(theta, ranking, win, self.standard_errors[b, :n], self.covariance[b, :n, :n], int(self.iterations[b]))
+        return BTResult(theta, ranking, win_probability(theta, int(ranking[0])), self.standard_errors[b, :n], self.covariance[b, :n, :n], int(self.iterations[b]))
 
 
 def default_device() -> torch.device:

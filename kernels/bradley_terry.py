@@ -164,6 +164,11 @@ def fit_wins(
     raise ConvergenceError(max_iter, residual)
 
 
+def win_probability(theta: NDArray[np.float64], leader: int) -> NDArray[np.float64]:
+    """P(item ``leader`` beats item i) for every i under strengths ``theta`` (0.5 for itself)."""
+    return np.asarray(1.0 / (1.0 + np.exp(theta - theta[leader])), dtype=np.float64)
+
+
 def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> BTResult:
     info = point.information(games, prior)
     n = len(point.theta)
@@ -179,8 +184,7 @@ def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> 
         cov = centre @ np.linalg.inv(info) @ centre
     theta = point.theta - point.theta.mean()
     ranking = np.argsort(-theta, kind="stable")
-    win = 1.0 / (1.0 + np.exp(theta - theta[ranking[0]]))
-    return BTResult(theta, ranking, win, np.sqrt(np.clip(np.diag(cov), 0.0, None)), cov, iterations)
+    return BTResult(theta, ranking, win_probability(theta, int(ranking[0])), np.sqrt(np.clip(np.diag(cov), 0.0, None)), cov, iterations)
 
 
 def fit(

@@ -18,6 +18,8 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb  # noqa: E402
 from swarmrank.protos.v1 import coordinator_pb2_grpc  # noqa: E402
 
 
+pytest_plugins = ["reaper"]  # every process a test or fixture starts is killed when it fails, and at the end
+
 TIERS = ("unit", "component", "e2e")
 
 

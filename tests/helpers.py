@@ -171,7 +171,8 @@ CORPORA = {
 }
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, interval: float = 0.05) -> None:
+    """Until ``predicate()``; ``timeout`` is an overall limit for a loaded machine, not an expected time."""
     import time
 
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 from swarmrank.protos.types import Preference
 
-from ..answers import answer_kind, same_answer
+from swarmrank.protos.answers import answer_kind, same_answer
 from .base import Backend, Completion, GenerationParams, PairVerdict
 
 KINDS = ("random", "always-a", "colluding", "sybil", "lazy", "two-faced")

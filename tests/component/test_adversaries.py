@@ -16,7 +16,7 @@ import pytest
 from swarmrank.bench.local_swarm import LocalSwarm
 from swarmrank.coordinator import reputation
 from swarmrank.coordinator.calibration import ChallengeBank
-from swarmrank.node.answers import same_answer
+from swarmrank.protos.answers import same_answer
 from swarmrank.node.backends.adversarial import Adversary
 from swarmrank.node.backends.replay import ReplayBackend
 

@@ -16,7 +16,7 @@ from swarmrank.coordinator.domain import Judgment
 from swarmrank.coordinator.reputation import Event, apply, judge_weight, replay
 from swarmrank.coordinator.store import Store
 from swarmrank.coordinator.trust import Trust
-from swarmrank.node.answers import final_answer
+from swarmrank.protos.answers import final_answer
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import Preference
 
