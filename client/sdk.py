@@ -43,8 +43,8 @@ _PREFERENCE = {1: "A", 2: "B", 3: "tie"}
 
 
 def _error(exc: grpc.RpcError) -> SwarmrankError:
-    code = exc.code()  # type: ignore[attr-defined]
-    return _ERRORS.get(code, SwarmrankError)(exc.details() or code.name, code.name)  # type: ignore[attr-defined]
+    code = exc.code()
+    return _ERRORS.get(code, SwarmrankError)(exc.details() or code.name, code.name)
 
 
 class _Retry:
@@ -63,7 +63,7 @@ class _Retry:
         """Seconds to wait before the next attempt; raises the typed error when there is none
         (not UNAVAILABLE, out of retries or of time, or a stream that already yielded events)."""
         error = _error(exc)
-        delay = self._backoff * 2**self._attempt
+        delay = self._backoff * 2.0**self._attempt
         if started or not isinstance(error, Unavailable) or self._attempt >= self._retries \
                 or time.monotonic() + delay >= self._deadline:
             raise error from None

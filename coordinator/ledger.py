@@ -27,7 +27,7 @@ from swarmrank.protos.signing import Identity
 from . import reputation
 from .domain import RoundResult
 from .node_table import TRUST_COLUMNS, trust_from_row
-from .trust import Trust
+from .trust import RECORD_PRIOR, Trust
 
 ZERO_HASH = bytes(32)
 TAG = b"swarmrank/ledger/1\x00"
@@ -56,7 +56,7 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
             "min_truths": reputation.MIN_TRUTHS, "mean_line": reputation.MEAN_LINE,
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
-            "record_prior": reputation.RECORD_PRIOR}
+            "record_prior": RECORD_PRIOR}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

@@ -54,7 +54,7 @@ class _Comparisons:
     losses: torch.Tensor  # weighted wins of second over first
 
 
-def _comparisons(sizes: np.ndarray, comparisons: Sequence[ArrayLike], weights: Sequence[ArrayLike] | None,
+def _comparisons(sizes: np.ndarray, comparisons: Sequence[ArrayLike] | np.ndarray, weights: Sequence[ArrayLike] | None,
                  device: torch.device) -> _Comparisons:
     """Validate all rounds in one pass and lay them out as padded tensors (no loop over rows)."""
     B, N = len(sizes), int(sizes.max())
@@ -97,7 +97,7 @@ def _comparisons(sizes: np.ndarray, comparisons: Sequence[ArrayLike], weights: S
 
 def fit_batch(
     n_items: Sequence[int] | int,
-    comparisons: Sequence[ArrayLike],
+    comparisons: Sequence[ArrayLike] | np.ndarray,
     *,
     weights: Sequence[ArrayLike] | None = None,
     prior: float = DEFAULT_PRIOR,

@@ -46,6 +46,6 @@ def judge_call_from_pb(r: pb.JudgeRequest) -> JudgeCall:
 
 def verdict_to_pb(v: SignedVerdict) -> pb.Verdict:
     return pb.Verdict(
-        comparison_id=v.comparison_id, preference=int(v.preference), confidence=v.confidence,
+        comparison_id=v.comparison_id, preference=pb.Preference.ValueType(v.preference), confidence=v.confidence,
         rationale=v.rationale, signature=v.signature,
     )

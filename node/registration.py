@@ -31,7 +31,7 @@ MAX_BACKOFF = 30.0
 
 
 async def register_once(
-    stub: coordinator_pb2_grpc.CoordinatorStub, identity: Identity, address: str, description: Description
+    stub: coordinator_pb2_grpc.CoordinatorAsyncStub, identity: Identity, address: str, description: Description
 ) -> cpb.RegisterResponse:
     challenge = await stub.Challenge(cpb.ChallengeRequest(public_key=identity.public_key), timeout=CALL_TIMEOUT)
     signature = identity.sign(signing.registration_bytes(challenge.nonce, identity.public_key, address))

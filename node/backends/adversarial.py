@@ -49,7 +49,7 @@ class Adversary:
         self._honest_calls = honest_calls
         self._calls = 0
         # what the honest model would answer (its recorded answer), to know what to lie about
-        self._recorded = recorded or getattr(honest, "recorded", lambda q: "")
+        self._recorded: Callable[[str], str] = recorded or getattr(honest, "recorded", None) or (lambda q: "")
         self.info = honest.info
         self.max_concurrency = honest.max_concurrency
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 import os
 import signal
 import subprocess
@@ -56,7 +57,7 @@ class Swarm:
 
 
 @pytest.fixture(scope="module")
-def swarm(tmp_path_factory: pytest.TempPathFactory) -> Swarm:
+def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
     s = Swarm(tmp_path_factory.mktemp("swarm"), MODELS)
     yield s
     s.stop()
@@ -85,7 +86,8 @@ def test_each_model_streams_an_answer_and_gives_a_verdict(swarm: Swarm) -> None:
 
 def test_node_answers_health_and_reflection(swarm: Swarm) -> None:
     with grpc.insecure_channel(swarm.nodes["smollm2-135m"].address) as channel:
-        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        health = health_pb2_grpc.HealthStub(channel)
+        status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status  # type: ignore[attr-defined]  # stubs lack it
         assert status == health_pb2.HealthCheckResponse.SERVING
         replies = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)

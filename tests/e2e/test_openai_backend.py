@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> str:
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server")
     port = free_port()
     log = (tmp_path_factory.mktemp("upstream") / "server.log").open("wb")
@@ -52,7 +53,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_streams_from_upstream_and_judges_with_logprobs(upstream: str) -> None:
     backend = OpenAIHTTPBackend(upstream, "smollm2", name="smollm2-upstream")
     items = list(backend.stream(GenerationParams("What is the capital of France?", max_tokens=16), lambda: False))
-    pieces, completion = items[:-1], items[-1]
+    pieces, completion = [str(p) for p in items[:-1]], items[-1]
     assert len(pieces) > 1 and completion.text == "".join(pieces) and completion.finish_reason in ("stop", "length")
     verdict = backend.judge("What is the capital of France?", "Paris.", "London.")
     assert verdict.rationale.startswith("P(A)=")  # scored from the upstream's logprobs, not parsed text

@@ -83,7 +83,7 @@ async def test_no_shows_and_forgers_are_penalised_and_the_round_goes_on(tmp_path
         failures = {f.node_id: f for f in result.failures}
         assert set(failures) == {nodes[3].node_id, nodes[4].node_id, nodes[5].node_id}
         assert "signature" in failures[nodes[4].node_id].reason
-        trust = {n.node_id: s.registry.get(n.node_id).trust for n in nodes}  # type: ignore[union-attr]
+        trust = {n.node_id: s.registry.get(n.node_id).trust for n in nodes}
         assert trust[nodes[3].node_id].generator == pytest.approx(reputation.PROBATION - reputation.PENALTY["no_show"])
         assert trust[nodes[4].node_id].generator == pytest.approx(reputation.PROBATION - reputation.PENALTY["bad_signature"])
         assert trust[nodes[5].node_id].generator == pytest.approx(reputation.PROBATION)  # refused: no stake lost
@@ -114,7 +114,7 @@ async def test_too_few_candidates_is_quorum_not_reached_and_still_costs_the_no_s
         await admit(s.registry, nodes)
         with pytest.raises(QuorumNotReached, match="1 of 3"):
             await s.runner.run(AskParams("Capital?", k=3))
-        assert s.registry.get(nodes[1].node_id).trust.generator < reputation.PROBATION  # type: ignore[union-attr]
+        assert s.registry.get(nodes[1].node_id).trust.generator < reputation.PROBATION
     finally:
         await s.close()
 
@@ -156,7 +156,7 @@ async def test_concurrent_records_commit_in_call_order(tmp_path: Path) -> None:
         recorded = [e for e in ledger.events(s.db) if e.kind == "evidence"]
         assert [e.round_id for e in recorded] == [f"r{i}" for i in range(10)]
         assert ledger.replay_and_compare(s.db).mismatches == []
-        assert s.registry.get(node_id).trust == reputation.replay(ledger.events(s.db))[node_id]  # type: ignore[union-attr]
+        assert s.registry.get(node_id).trust == reputation.replay(ledger.events(s.db))[node_id]
     finally:
         await s.close()
 
