@@ -137,6 +137,11 @@ def test_node_with_a_bad_token_fails_fast(tmp_path: Path) -> None:
         proc = run("node", "start", "--backend", "onnx", "--model-path", str(model), "--join", bad, "--coordinator",
                    coord.address, "--listen", "127.0.0.1:0", "--key-path", str(tmp_path / "n.key"), ok=False)
         assert proc.returncode == 2 and "unknown join token" in proc.stderr
+        revoked = run("swarm", "invite", "--swarm", str(swarm), "--coordinator", coord.address).stdout.strip()
+        run("swarm", "revoke-token", revoked.split(".")[2], "--swarm", str(swarm), "--coordinator", coord.address)
+        proc = run("node", "start", "--backend", "onnx", "--model-path", str(model), "--join", revoked, "--coordinator",
+                   coord.address, "--listen", "127.0.0.1:0", "--key-path", str(tmp_path / "n3.key"), ok=False)
+        assert proc.returncode == 2 and "the join token is revoked" in proc.stderr
         proc = run("node", "start", "--backend", "onnx", "--model-path", str(model), "--listen", "0.0.0.0:0",
                    "--key-path", str(tmp_path / "n2.key"), ok=False)
         assert proc.returncode == 2 and "--insecure" in proc.stderr
