@@ -154,7 +154,7 @@ def test_too_few_nodes_is_unavailable_with_a_clear_message(bg, tmp_path, coordin
 
 
 def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:
-    settings = coordinator_settings(tmp_path, heartbeat_interval=0.3, seed=1)
+    settings = coordinator_settings(tmp_path, heartbeat_interval=5.0, seed=1)  # a late heartbeat under load keeps a node
     first = RunningCoordinator(bg, settings)
     nodes = honest_nodes(bg, tmp_path, first, ["paris", "rome", "lyon"])
     try:
@@ -168,7 +168,7 @@ def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:
             with grpc.insecure_channel(second.address) as channel:
                 stub = coordinator_pb2_grpc.CoordinatorStub(channel)
                 assert stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=5).round_id == round_id
-            wait_for(lambda: ask(second.address).answer != "", timeout=30)  # heartbeats resumed: rounds work
+            wait_for(lambda: ask(second.address).answer != "")  # heartbeats resumed: rounds work
         finally:
             second.stop()
     finally:

@@ -22,7 +22,7 @@ QUESTIONS = ChallengeBank.arithmetic(size=10, seed=42).generation
 
 def coordinator(tmp_path: Path, listen: str = "127.0.0.1:0") -> Child:
     return Child("coordinator", ["coordinator", "start", "--listen", listen, "--db", str(tmp_path / "c.db"),
-                                 "--key-path", str(tmp_path / "c.key"), "--heartbeat-interval", "0.3",
+                                 "--key-path", str(tmp_path / "c.key"), "--heartbeat-interval", "2",
                                  "--calibration-threshold", "0", "--spot-check-rate", "0.5", "--seed", "3"],
                  tmp_path / "coordinator.log")
 
