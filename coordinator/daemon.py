@@ -65,4 +65,5 @@ async def serve(
         await running.stop(5.0)
         await runner.close()
         await client.close()
+        registry.flush_heartbeats()
         store.close()

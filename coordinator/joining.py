@@ -111,7 +111,7 @@ class Gatekeeper:
             if result.pairs_total:
                 events.append(reputation.Event("evidence", node_id, now, "calibration",
                                                result.pairs_correct / result.pairs_total, "", "judge"))
-        self._registry.record(events, new_nodes=[] if known else [candidate])
+        await self._registry.record_async(events, new_nodes=[] if known else [candidate])
         if known:
             self._registry.relocate(node_id, app.address, app.models, app.max_concurrency)
         if not passed:

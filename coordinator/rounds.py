@@ -122,7 +122,7 @@ class RoundRunner:
 
         candidates = await self._generate(state, chosen)
         if len(candidates) < self._settings.min_quorum:
-            self._learn(state, None, [], [], None)
+            await self._learn(state, None, [], [], None)
             raise QuorumNotReached(
                 f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {self._settings.min_quorum}"
             )
@@ -132,8 +132,8 @@ class RoundRunner:
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
         verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior)
         result = self._result(state, candidates, judgments, verdict, started, created)
-        self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
-        await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
+        # The round is saved in the same transaction as its ledger entries: answered means durable.
+        await self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
             self._maybe_spot_check()
@@ -165,6 +165,8 @@ class RoundRunner:
                 return None
             finally:
                 self._in_flight[node.node_id] -= 1
+                if self._in_flight[node.node_id] <= 0:  # keep only busy nodes: dispatch reads this per round
+                    del self._in_flight[node.node_id]
             payload = signing.candidate_bytes(state.round_id, nonce, node.node_id, got.model, got.text)
             if (got.node_id != node.node_id or got.round_id != state.round_id or got.nonce != nonce
                     or not signing.verify(node.public_key, got.signature, payload)):
@@ -275,7 +277,7 @@ class RoundRunner:
             elapsed_seconds=time.perf_counter() - started, created_unix=created,
         )
 
-    def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
+    async def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
                candidates: Sequence[Candidate], spot_check: GenerationChallenge | None,
                result: RoundResult | None = None, planted: Sequence[Judgment] = ()) -> None:
         ts = self._registry.clock()
@@ -294,12 +296,11 @@ class RoundRunner:
                 "judgments": len(judgments), "failures": len(state.failures),
             })
         players = [c.node_id for c in candidates] + [j.judge_node_id for j in judgments]
-        before = {n.node_id for n in self._registry.all() if n.trust.status == "quarantined"}
-        self._registry.record(events, players=players, summaries=summaries)
-        for node in self._registry.all():
-            if node.trust.status == "quarantined" and node.node_id not in before:
-                log.warning("node %s quarantined (reputation %.3f)", node.node_id, node.trust.score)
-                self.counters["quarantined"] += 1
+        rounds = [(result, spot_check is not None)] if result is not None else []
+        for node_id in await self._registry.record_async(events, players=players, summaries=summaries, rounds=rounds):
+            node = self._registry.get(node_id)
+            log.warning("node %s quarantined (reputation %.3f)", node_id, node.trust.score if node else 0.0)
+            self.counters["quarantined"] += 1
 
     def _maybe_spot_check(self) -> None:
         """With probability spot_check_rate, follow a round with a hidden calibration round."""

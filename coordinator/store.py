@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -125,8 +126,19 @@ class Store:
             )
 
     def touch(self, node_id: str, last_seen_unix: float) -> None:
+        self.touch_many({node_id: last_seen_unix})
+
+    def touch_many(self, seen: Mapping[str, float]) -> None:
+        """Last-seen times of many nodes in one transaction (heartbeats are batched: one fsync each)."""
         with self._lock:
-            self._db.execute("UPDATE nodes SET last_seen_unix=? WHERE node_id=?", (last_seen_unix, node_id))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE nodes SET last_seen_unix=? WHERE node_id=?",
+                                     [(t, node_id) for node_id, t in seen.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def load_nodes(self) -> list[NodeRecord]:
         with self._lock:
@@ -147,8 +159,10 @@ class Store:
         *,
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
+        rounds: Sequence[tuple[RoundResult, bool]] = (),
     ) -> None:
-        """Append ledger entries and apply their effect on the node table, atomically."""
+        """Append ledger entries, apply their effect on the node table and save the rounds they
+        summarise (result, hidden), atomically: one transaction, one fsync for all of it."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -162,8 +176,11 @@ class Store:
                         (t.generator, t.judge, t.status, t.truths_passed, t.updated_unix, t.generator_sum, t.generator_n,
                          t.judge_sum, t.judge_n, node_id),
                     )
-                for node_id in set(players):
-                    self._db.execute("UPDATE nodes SET rounds=rounds+1 WHERE node_id=?", (node_id,))
+                for node_id, count in Counter(players).items():
+                    self._db.execute("UPDATE nodes SET rounds=rounds+? WHERE node_id=?", (count, node_id))
+                for result, hidden in rounds:
+                    self._db.execute("INSERT OR REPLACE INTO rounds VALUES (?,?,?,?)",
+                                     (result.round_id, result.created_unix, int(hidden), round_to_json(result)))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
