@@ -172,25 +172,28 @@ class Registry:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            trusts: dict[str, Trust] = {}
-            new: dict[str, NodeRecord] = {}
-            bodies: list[dict[str, Any]] = []
-            for p in batch:
-                new.update(p.new)
-                self._fold(p.events, new, trusts)
-                bodies += [e.to_body() for e in p.events] + p.summaries
-            played = [node_id for p in batch for node_id in p.players]
             try:
-                await asyncio.to_thread(self._store.commit, bodies, trusts, new_nodes=list(new.values()), players=played,
-                                        rounds=[r for p in batch for r in p.rounds])
-            except BaseException as exc:  # nothing was written: every record of the batch fails
+                quarantined = await self._commit_batch(batch)
+            except BaseException as exc:  # nothing was written or applied: every record of the batch fails
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            quarantined = set(self._apply(new, trusts, played))
             for p in batch:
                 if not p.future.done():
                     p.future.set_result(sorted({e.node_id for e in p.events} & quarantined))
+
+    async def _commit_batch(self, batch: Sequence[_Pending]) -> set[str]:
+        trusts: dict[str, Trust] = {}
+        new: dict[str, NodeRecord] = {}
+        bodies: list[dict[str, Any]] = []
+        for p in batch:
+            new.update(p.new)
+            self._fold(p.events, new, trusts)
+            bodies += [e.to_body() for e in p.events] + p.summaries
+        played = [node_id for p in batch for node_id in p.players]
+        await asyncio.to_thread(self._store.commit, bodies, trusts, new_nodes=list(new.values()), players=played,
+                                rounds=[r for p in batch for r in p.rounds])
+        return set(self._apply(new, trusts, played))

@@ -1,0 +1,51 @@
+"""Ledger head signing and the group-commit path of the registry (pure or on a temp SQLite file)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from swarmrank.coordinator import ledger, reputation
+from swarmrank.coordinator.registry import Registry
+from swarmrank.coordinator.store import Store
+from swarmrank.protos.signing import Identity
+
+
+def test_only_the_last_entry_of_a_transaction_is_signed_and_the_chain_covers_the_rest(tmp_path: Path) -> None:
+    key = Identity.generate()
+    store = Store(tmp_path / "l.db", key)
+    store.commit([{"kind": "round", "round": f"r{i}", "ts": 1.0} for i in range(5)], {})
+    store.close()
+    db = sqlite3.connect(tmp_path / "l.db")
+    sigs = [bytes(r[0]) for r in db.execute("SELECT signature FROM ledger ORDER BY seq")]
+    assert [bool(s) for s in sigs] == [True, False, False, False, False, True]
+    assert ledger.verify(tmp_path / "l.db", key.public_key).ok
+    db.execute("UPDATE ledger SET signature = x'' WHERE seq = 6")  # strip the head's signature
+    db.commit()
+    v = ledger.verify(tmp_path / "l.db", key.public_key)
+    assert not v.ok and v.first_bad_seq == 2 and "unsigned" in v.reason
+
+
+def test_group_commit_keeps_the_table_equal_to_the_ledger_replay(tmp_path: Path) -> None:
+    key = Identity.generate()
+    store = Store(tmp_path / "g.db", key)
+    registry = Registry(store, 5.0)
+    from swarmrank.coordinator.domain import NodeRecord
+    from swarmrank.coordinator.trust import Trust
+    from swarmrank.protos.types import ModelInfo
+
+    nodes = [NodeRecord(f"n{i}", bytes([i]) * 32, "127.0.0.1:1", (ModelInfo("m"),), 1, 0.0, 0.0,
+                        Trust(0.0, 0.0, "refused", 0.0, 0)) for i in range(4)]
+    registry.record([reputation.Event("admit", n.node_id, 1.0, "calibration", 1.0) for n in nodes], new_nodes=nodes)
+
+    async def many() -> None:  # 50 concurrent records on the same nodes: one or a few transactions
+        await asyncio.gather(*(registry.record_async(
+            [reputation.Event("evidence", f"n{i % 4}", 2.0 + i, "round", (i % 3) / 2, f"r{i}", "generator")],
+            players=[f"n{i % 4}"], summaries=[{"kind": "round", "round": f"r{i}", "ts": 2.0 + i}]) for i in range(50)))
+
+    asyncio.run(many())
+    store.close()
+    assert ledger.verify(tmp_path / "g.db", key.public_key).ok
+    assert ledger.replay_and_compare(tmp_path / "g.db").mismatches == []
+    assert sum(n.rounds for n in registry.all()) == 50
