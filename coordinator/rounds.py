@@ -7,6 +7,7 @@ judging_plan, consensus, reputation) and every network call goes through ``NodeC
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -75,6 +76,7 @@ class RoundRunner:
         self._bank = bank
         self._in_flight: Counter[str] = Counter()
         self._spot_checks: set[asyncio.Task[RoundResult]] = set()
+        self._capacity_freed = asyncio.Event()  # set (and replaced) whenever a generator call ends
         self.counters: Counter[str] = Counter()  # rounds, failures by kind: exported in logs
 
     def validate(self, params: AskParams) -> AskParams:
@@ -112,11 +114,7 @@ class RoundRunner:
             raise QuorumNotReached(
                 f"{len(available)} healthy node(s); a round needs at least {self._settings.min_quorum}"
             )
-        chosen = dispatch.choose_generators(
-            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
-        )
-        if len(chosen) < self._settings.min_quorum:
-            raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
+        chosen = await self._dispatch(available, params.k)
         log.info("round=%s dispatched to %d node(s)", state.round_id, len(chosen))
         emit(Dispatched(state.round_id, tuple(n.node_id for n in chosen)))
 
@@ -145,6 +143,21 @@ class RoundRunner:
         emit(result)
         return result
 
+    async def _dispatch(self, available: Sequence[NodeRecord], k: int) -> list[NodeRecord]:
+        """Generators for a round; when too few nodes have free capacity for a quorum, wait (up to
+        ``capacity_wait``) for calls to finish instead of refusing: a burst queues, it does not fail."""
+        deadline = time.monotonic() + self._settings.capacity_wait
+        while True:
+            chosen = dispatch.choose_generators(available, k, self._rng, in_flight=self._in_flight,
+                                                exploration=self._settings.exploration)
+            remaining = deadline - time.monotonic()
+            if len(chosen) >= self._settings.min_quorum:
+                return chosen
+            if remaining <= 0:
+                raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._capacity_freed.wait(), min(remaining, 1.0))
+
     async def _generate(self, state: _RoundState, chosen: Sequence[NodeRecord]) -> list[Candidate]:
         params = state.params
 
@@ -167,6 +180,8 @@ class RoundRunner:
                 self._in_flight[node.node_id] -= 1
                 if self._in_flight[node.node_id] <= 0:  # keep only busy nodes: dispatch reads this per round
                     del self._in_flight[node.node_id]
+                self._capacity_freed.set()  # wake the asks waiting for capacity, then re-arm
+                self._capacity_freed = asyncio.Event()
             payload = signing.candidate_bytes(state.round_id, nonce, node.node_id, got.model, got.text)
             if (got.node_id != node.node_id or got.round_id != state.round_id or got.nonce != nonce
                     or not signing.verify(node.public_key, got.signature, payload)):

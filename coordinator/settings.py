@@ -37,3 +37,4 @@ class CoordinatorSettings(BaseSettings):
     spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot check")
     log_level: str = "INFO"
     log_json: bool = False
+    capacity_wait: float = Field(30.0, ge=0, description="seconds an ask waits for nodes with free capacity before UNAVAILABLE")
