@@ -21,7 +21,9 @@ import grpc
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 
-from .overhead import latency_summary, plaintext_channel
+from swarmrank.protos import limits
+
+from .overhead import latency_summary
 from .process_swarm import ProcessSwarm, open_fds, peak_rss_bytes, rss_bytes
 from .progress import ProgressBar, report
 
@@ -53,23 +55,28 @@ async def run_load(workdir: Path, *, nodes: int, asks: int, concurrency: int, k:
         stop = asyncio.Event()
         sampler = asyncio.create_task(_sample(pid, stop, peaks))
         errors: Counter[str] = Counter()
+        details: dict[str, str] = {}  # first message per status
         latencies: list[float] = []
         rss_per_1000: list[float] = []
         done = 0
         progress = ProgressBar("asks", asks, unit="asks", scale=1)
         gate = asyncio.Semaphore(concurrency)
-        channel = plaintext_channel(swarm.address)
-        stub = coordinator_pb2_grpc.CoordinatorStub(channel)
+        # One connection per 100 asks in flight, as many clients would have (HTTP/2 streams per
+        # connection are bounded on both sides).
+        channels = [grpc.aio.insecure_channel(swarm.address, options=[*limits.GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(max(1, concurrency // 100))]
+        stubs = [coordinator_pb2_grpc.CoordinatorStub(c) for c in channels]
 
         async def one(i: int) -> None:
             nonlocal done
             async with gate:
                 started = time.perf_counter()
                 try:
-                    await stub.Ask(cpb.AskRequest(prompt=f"Load question {i} (seed {seed})?", k=k), timeout=timeout)
+                    await stubs[i % len(stubs)].Ask(cpb.AskRequest(prompt=f"Load question {i} (seed {seed})?", k=k), timeout=timeout)
                     latencies.append(time.perf_counter() - started)
                 except grpc.aio.AioRpcError as exc:
                     errors[exc.code().name] += 1
+                    details.setdefault(exc.code().name, (exc.details() or "")[:200])
             done += 1
             progress(done)
             if done % 1000 == 0:
@@ -80,13 +87,14 @@ async def run_load(workdir: Path, *, nodes: int, asks: int, concurrency: int, k:
         elapsed = time.perf_counter() - started
         stop.set()
         await sampler
-        await channel.close()
+        for channel in channels:
+            await channel.close()
         end_rss, end_fds, end_db = rss_bytes(pid), open_fds(pid), _db_size(workdir)
         hwm = peak_rss_bytes(pid)
     answered = len(latencies)
     growth = (rss_per_1000[-1] - rss_per_1000[0]) / (len(rss_per_1000) - 1) if len(rss_per_1000) > 1 else None
     return {
-        "answered": answered, "errors": dict(errors), "error_count": sum(errors.values()),
+        "answered": answered, "errors": dict(errors), "error_count": sum(errors.values()), "error_details": details,
         "seconds": round(elapsed, 2), "rounds_per_s": round(answered / elapsed, 2),
         "latency": latency_summary(latencies),
         "coordinator": {

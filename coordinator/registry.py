@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,6 +21,8 @@ from . import reputation
 from .domain import NodeRecord, RoundResult
 from .store import Store
 from .trust import Trust
+
+log = logging.getLogger("swarmrank.coordinator")
 
 HEALTHY_AFTER = 3.0
 GONE_AFTER = 20.0
@@ -175,6 +178,7 @@ class Registry:
             try:
                 quarantined = await self._commit_batch(batch)
             except BaseException as exc:  # nothing was written or applied: every record of the batch fails
+                log.error("ledger commit of %d record(s) failed: %r", len(batch), exc)
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)

@@ -12,6 +12,8 @@ from grpc_reflection.v1alpha import reflection
 
 from swarmrank.protos import limits
 
+from .decoding import RefuseUndecodable
+
 
 @dataclass
 class RunningServer:
@@ -33,7 +35,7 @@ async def start_server(
 ) -> RunningServer:
     """Serve on ``listen`` (``host:0`` picks a free port) with the services ``add_services`` adds,
     plus health (reporting SERVING for "" and each of ``service_names``) and reflection."""
-    server = grpc.aio.server(options=limits.GRPC_OPTIONS, interceptors=list(interceptors))
+    server = grpc.aio.server(options=limits.GRPC_OPTIONS, interceptors=[RefuseUndecodable(), *interceptors])
     add_services(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
