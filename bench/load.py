@@ -63,7 +63,7 @@ async def run_load(workdir: Path, *, nodes: int, asks: int, concurrency: int, k:
         gate = asyncio.Semaphore(concurrency)
         # One connection per 100 asks in flight, as many clients would have (HTTP/2 streams per
         # connection are bounded on both sides).
-        channels = [grpc.aio.insecure_channel(swarm.address, options=[*limits.GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1)])
+        channels = [grpc.aio.insecure_channel(swarm.address, options=[*limits.GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)])
                     for _ in range(max(1, concurrency // 100))]
         stubs = [coordinator_pb2_grpc.CoordinatorStub(c) for c in channels]
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -26,6 +27,16 @@ from .store import Store
 log = logging.getLogger("swarmrank.coordinator")
 
 SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["Coordinator"].full_name
+
+
+async def _prune_forever(store: Store, days: float, stop: asyncio.Event) -> None:
+    """Retention: prune old round transcripts at start-up and then hourly."""
+    while not stop.is_set():
+        pruned = await asyncio.to_thread(store.prune_rounds, time.time() - days * 86400)
+        if pruned:
+            log.info("retention: pruned %d round transcript(s) older than %.1f day(s)", pruned, days)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 3600)
 
 
 async def serve(
@@ -58,9 +69,15 @@ async def serve(
              len(registry.all()))
     if on_ready:
         on_ready(address)
+    retention = asyncio.create_task(_prune_forever(store, settings.round_retention_days, stop)) \
+        if settings.round_retention_days > 0 else None
     try:
         await stop.wait()
     finally:
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         log.info("coordinator shutting down; counters: %s", dict(runner.counters))
         await running.stop(5.0)
         await runner.close()

@@ -32,7 +32,7 @@ from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClie
 from .calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge, is_correct
 from .registry import Registry
 from .settings import CoordinatorSettings
-from .store import Store
+from .store import Store, round_to_json
 
 log = logging.getLogger("swarmrank.coordinator")
 
@@ -307,6 +307,8 @@ class RoundRunner:
             summaries.append({
                 "kind": "round", "round": result.round_id, "ts": ts, "spot_check": spot_check is not None,
                 "answer_sha256": signing.sha256(result.answer).hex(), "winner": result.winner_node_id,
+                # the transcript may be pruned later (retention); its hash stays in the chain
+                "transcript_sha256": signing.sha256(round_to_json(result)).hex(),
                 "confidence": round(result.confidence, 6), "generators": sorted(c.node_id for c in candidates),
                 "judgments": len(judgments), "failures": len(state.failures),
             })

@@ -38,3 +38,4 @@ class CoordinatorSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     capacity_wait: float = Field(30.0, ge=0, description="seconds an ask waits for nodes with free capacity before UNAVAILABLE")
+    round_retention_days: float = Field(0.0, ge=0, description="prune round transcripts older than this (hashes stay in the ledger); 0 keeps all")

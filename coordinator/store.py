@@ -9,6 +9,7 @@ replay of the ledger.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections import Counter
@@ -197,3 +198,37 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT result FROM rounds WHERE round_id=? AND hidden=0", (round_id,)).fetchone()
         return round_from_json(row[0]) if row else None
+
+    def sizes(self) -> dict[str, int]:
+        """How big the state is (a gauge for metrics): rows per table and bytes on disk."""
+        with self._lock:
+            rounds = int(self._db.execute("SELECT count(*) FROM rounds").fetchone()[0])
+            entries = int(self._db.execute("SELECT count(*) FROM ledger").fetchone()[0])
+            nodes = int(self._db.execute("SELECT count(*) FROM nodes").fetchone()[0])
+        files = [self.path, self.path.with_name(self.path.name + "-wal")]
+        return {"rounds": rounds, "ledger_entries": entries, "nodes": nodes,
+                "db_bytes": sum(f.stat().st_size for f in files if f.exists())}
+
+    def prune_rounds(self, older_than_unix: float, archive: Path | None = None) -> int:
+        """Delete round transcripts created before ``older_than_unix`` (appending them to the JSONL
+        ``archive`` first when given). The ledger keeps each round's summary and the SHA-256 of its
+        transcript, so an archived transcript can still be checked against the chain."""
+        with self._lock:
+            rows = self._db.execute("SELECT round_id, result FROM rounds WHERE created_unix < ? ORDER BY created_unix",
+                                    (older_than_unix,)).fetchall()
+            if not rows:
+                return 0
+            if archive is not None:
+                with open(archive, "a", encoding="utf-8") as out:
+                    for _, result in rows:
+                        out.write(result + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("DELETE FROM rounds WHERE round_id=?", [(r[0],) for r in rows])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)

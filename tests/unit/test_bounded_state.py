@@ -49,3 +49,27 @@ def test_group_commit_keeps_the_table_equal_to_the_ledger_replay(tmp_path: Path)
     assert ledger.verify(tmp_path / "g.db", key.public_key).ok
     assert ledger.replay_and_compare(tmp_path / "g.db").mismatches == []
     assert sum(n.rounds for n in registry.all()) == 50
+
+
+def test_prune_archives_old_transcripts_and_the_ledger_still_verifies(tmp_path: Path) -> None:
+    import json
+
+    from swarmrank.coordinator.domain import RoundResult
+
+    key = Identity.generate()
+    store = Store(tmp_path / "p.db", key)
+    results = [RoundResult(round_id=f"r{i}", prompt="q", answer="a", winner_node_id="n", winner_candidate_id="c0",
+                           confidence=0.5, candidates=(), judgments=(), failures=(), elapsed_seconds=0.1,
+                           created_unix=float(i)) for i in range(10)]
+    store.commit([{"kind": "round", "round": r.round_id, "ts": r.created_unix} for r in results], {},
+                 rounds=[(r, False) for r in results])
+    before = store.sizes()
+    assert before["rounds"] == 10 and before["ledger_entries"] == 11 and before["db_bytes"] > 0
+    assert store.prune_rounds(6.0, tmp_path / "archive.jsonl") == 6
+    after = store.sizes()
+    assert after["rounds"] == 4 and after["ledger_entries"] == 11
+    archived = [json.loads(line)["round_id"] for line in (tmp_path / "archive.jsonl").read_text().splitlines()]
+    assert archived == [f"r{i}" for i in range(6)]
+    assert store.load_round("r7") is not None and store.load_round("r2") is None
+    store.close()
+    assert ledger.verify(tmp_path / "p.db", key.public_key).ok
