@@ -76,13 +76,13 @@ async def run_load(workdir: Path, *, nodes: int, asks: int, concurrency: int, k:
                     latencies.append(time.perf_counter() - started)
                 except grpc.aio.AioRpcError as exc:
                     errors[exc.code().name] += 1
-                    details.setdefault(exc.code().name, (exc.details() or "")[:200])
+                    details.setdefault(exc.code().name, f"{(exc.details() or '')[:200]} (first after {time.perf_counter() - started:.1f}s in flight, {time.perf_counter() - t0:.1f}s into the run)")
             done += 1
             progress(done)
             if done % 1000 == 0:
                 rss_per_1000.append(round(rss_bytes(pid) / MB, 2))
 
-        started = time.perf_counter()
+        started = t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(asks)))
         elapsed = time.perf_counter() - started
         stop.set()
