@@ -26,6 +26,7 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import node_pb2 as npb
 
 EXAMPLES = int(os.environ.get("SWARMRANK_FUZZ_EXAMPLES", "25"))
+pytestmark = pytest.mark.slow
 # Statuses a refused request may get. INTERNAL only for bytes that are not the message at all (gRPC's
 # own deserialisation failure, with that message), never from our handlers.
 CLEAR = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED,
