@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from swarmrank.protos.types import ModelInfo
+
 from . import reputation
 from .domain import NodeRecord, RoundResult
 from .store import Store
@@ -75,7 +77,7 @@ class Registry:
         now = self.clock()
         return [n for n in self.all() if n.trust.eligible and node_state(n, now, self.heartbeat_interval) == "healthy"]
 
-    def relocate(self, node_id: str, address: str, models: tuple, max_concurrency: int) -> NodeRecord:  # type: ignore[type-arg]
+    def relocate(self, node_id: str, address: str, models: tuple[ModelInfo, ...], max_concurrency: int) -> NodeRecord:
         """A known node registered again (restart, new address): keep its trust and history."""
         node = dataclasses.replace(self._nodes[node_id], address=address, models=models, max_concurrency=max_concurrency,
                                    last_seen_unix=self.clock(), failed_unix=0.0)
@@ -135,24 +137,7 @@ class Registry:
                 self._nodes[node_id] = dataclasses.replace(n, rounds=n.rounds + count)
         return quarantined
 
-    def record(
-        self,
-        events: Sequence[reputation.Event],
-        *,
-        new_nodes: Iterable[NodeRecord] = (),
-        players: Iterable[str] = (),
-        summaries: Sequence[dict[str, Any]] = (),
-    ) -> list[str]:
-        """Apply reputation events (and log round summaries) durably, then in memory. Blocking: for
-        tests and tools; the daemon records through ``record_async`` (never both at once)."""
-        new = {n.node_id: n for n in new_nodes}
-        trusts: dict[str, Trust] = {}
-        self._fold(events, new, trusts)
-        played = list(set(players))
-        self._store.commit([e.to_body() for e in events] + list(summaries), trusts, new_nodes=new.values(), players=played)
-        return self._apply(new, trusts, played)
-
-    async def record_async(
+    async def record(
         self,
         events: Sequence[reputation.Event],
         *,
@@ -161,7 +146,9 @@ class Registry:
         summaries: Sequence[dict[str, Any]] = (),
         rounds: Sequence[tuple[RoundResult, bool]] = (),
     ) -> list[str]:
-        """``record`` with group commit, off the event loop: the records that arrive while one
+        """Apply reputation events (and log round summaries, and save the rounds they summarise)
+        durably, then in memory; returns the nodes these events newly quarantined. Group commit,
+        off the event loop: the records that arrive while one
         transaction is being written go together into the next (one fsync for many rounds). Trust
         is folded and applied in memory on the event loop only, in arrival order, so the node table
         stays the replay of the ledger. Returns the nodes this record quarantined."""

@@ -37,10 +37,9 @@ def test_group_commit_keeps_the_table_equal_to_the_ledger_replay(tmp_path: Path)
 
     nodes = [NodeRecord(f"n{i}", bytes([i]) * 32, "127.0.0.1:1", (ModelInfo("m"),), 1, 0.0, 0.0,
                         Trust(0.0, 0.0, "refused", 0.0, 0)) for i in range(4)]
-    registry.record([reputation.Event("admit", n.node_id, 1.0, "calibration", 1.0) for n in nodes], new_nodes=nodes)
-
     async def many() -> None:  # 50 concurrent records on the same nodes: one or a few transactions
-        await asyncio.gather(*(registry.record_async(
+        await registry.record([reputation.Event("admit", n.node_id, 1.0, "calibration", 1.0) for n in nodes], new_nodes=nodes)
+        await asyncio.gather(*(registry.record(
             [reputation.Event("evidence", f"n{i % 4}", 2.0 + i, "round", (i % 3) / 2, f"r{i}", "generator")],
             players=[f"n{i % 4}"], summaries=[{"kind": "round", "round": f"r{i}", "ts": 2.0 + i}]) for i in range(50)))
 
