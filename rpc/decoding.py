@@ -34,22 +34,22 @@ def _safe(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] 
     return parse
 
 
-async def _refuse(context: grpc.aio.ServicerContext, bad: _Undecodable) -> None:
+async def _refuse(context: Any, bad: _Undecodable) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request does not parse: {bad.reason}")
 
 
 class RefuseUndecodable(grpc.aio.ServerInterceptor):
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
+    ) -> Any:
+        handler: Any = await continuation(handler_call_details)
         if handler is None or handler.request_streaming:
             return handler
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary(request: Any, context: Any) -> Any:
                 if isinstance(request, _Undecodable):
                     await _refuse(context, request)
                 return await inner(request, context)
@@ -58,7 +58,7 @@ class RefuseUndecodable(grpc.aio.ServerInterceptor):
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
                 if isinstance(request, _Undecodable):
                     await _refuse(context, request)
                 async for item in inner_stream(request, context):

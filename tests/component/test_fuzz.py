@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ COORDINATOR_RPCS: dict[str, tuple[Any, bool]] = {
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from helpers import BackgroundLoop
 
     tmp = tmp_path_factory.mktemp("fuzz")
@@ -88,10 +89,12 @@ def _call(channel: grpc.Channel, service: str, method: str, payload: bytes, stre
     path = f"/{service}/{method}"
     try:
         if streaming:
-            for _ in channel.unary_stream(path)(payload, timeout=30):
+            stream_call: Any = channel.unary_stream(path)
+            for _ in stream_call(payload, timeout=30):
                 pass
         else:
-            channel.unary_unary(path)(payload, timeout=30)
+            unary_call: Any = channel.unary_unary(path)
+            unary_call(payload, timeout=30)
     except grpc.RpcError as exc:
         return exc.code(), exc.details() or ""
     return grpc.StatusCode.OK, ""
@@ -124,7 +127,7 @@ ALL = [("node", m, msg, s) for m, (msg, s) in NODE_RPCS.items()] + [("coordinato
 
 
 @pytest.mark.parametrize("side, method, valid, streaming", ALL, ids=[f"{a}.{b}" for a, b, _, _ in ALL])
-def test_random_bytes(servers, side: str, method: str, valid: Any, streaming: bool) -> None:  # type: ignore[no-untyped-def]
+def test_random_bytes(servers: dict[str, Any], side: str, method: str, valid: Any, streaming: bool) -> None:
     @FUZZ
     @given(st.binary(max_size=512))
     def run(payload: bytes) -> None:
@@ -134,7 +137,7 @@ def test_random_bytes(servers, side: str, method: str, valid: Any, streaming: bo
 
 
 @pytest.mark.parametrize("side, method, valid, streaming", ALL, ids=[f"{a}.{b}" for a, b, _, _ in ALL])
-def test_mutated_valid_messages(servers, side: str, method: str, valid: Any, streaming: bool) -> None:  # type: ignore[no-untyped-def]
+def test_mutated_valid_messages(servers: dict[str, Any], side: str, method: str, valid: Any, streaming: bool) -> None:
     data = valid.SerializeToString()
 
     @FUZZ
@@ -170,7 +173,7 @@ def _message(cls: Any, text: st.SearchStrategy[str]) -> st.SearchStrategy[bytes]
 
 
 @pytest.mark.parametrize("side, method, valid, streaming", ALL, ids=[f"{a}.{b}" for a, b, _, _ in ALL])
-def test_random_wellformed_messages(servers, side: str, method: str, valid: Any, streaming: bool) -> None:  # type: ignore[no-untyped-def]
+def test_random_wellformed_messages(servers: dict[str, Any], side: str, method: str, valid: Any, streaming: bool) -> None:
     text = st.one_of(st.text(max_size=60), st.text(max_size=3), st.just("x" * (limits.MAX_PROMPT_CHARS + 1)))
 
     @FUZZ
