@@ -1,8 +1,11 @@
 """Choosing the generators of a round (pure).
 
-Weighted sampling without replacement: weight = exploration + reputation, so strong nodes get
-most of the work but every healthy node is picked now and then (its reputation can only change if
-it plays). Distinct models come first, because copies of one model make correlated mistakes; copies
+A client's round goes to the nodes most likely to be right: ordered by the lower confidence bound
+of their hidden spot-check record (``evidence.wilson``), so a few strong, proven members carry it.
+Exploration happens where it cannot cost an answer: hidden spot checks (``explore=True``) use
+weighted sampling without replacement, weight = exploration + reputation, so every healthy node
+is measured now and then and newcomers earn a record. Until records exist (a new swarm), client
+rounds sample the same way. Distinct models come first, because copies of one model make correlated mistakes; copies
 fill the remaining places only when there are not enough distinct models. Nodes already at their
 advertised capacity are left out.
 """
@@ -14,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .domain import NodeRecord
+from .evidence import WEIGHT_Z, wilson
 
 DEFAULT_EXPLORATION = 0.1
 
@@ -34,11 +38,16 @@ def choose_generators(
     *,
     in_flight: Mapping[str, int] | None = None,
     exploration: float = DEFAULT_EXPLORATION,
+    explore: bool = True,
 ) -> list[NodeRecord]:
-    """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted ones)."""
+    """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted
+    ones): sampled with ``explore``, else the strongest proven first (sampled ones after them)."""
     busy = in_flight or {}
     free = [n for n in nodes if n.role.generates and busy.get(n.node_id, 0) < max(n.max_concurrency, 1)]
     order = _weighted_order(free, rng, exploration)
+    if not explore:
+        proof = {n.node_id: wilson(*n.trust.generator_record, WEIGHT_Z)[0] for n in free}
+        order = sorted(order, key=lambda n: -proof[n.node_id])  # stable: unproven keep their sampled order
     chosen: list[NodeRecord] = []
     seen_models: set[str] = set()
     for node in order:  # first pass: one node per model

@@ -113,7 +113,8 @@ class RoundRunner:
                 f"{len(available)} healthy node(s); a round needs at least {self._settings.min_quorum}"
             )
         chosen = dispatch.choose_generators(
-            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
+            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration,
+            explore=spot_check is not None,
         )
         if len(chosen) < self._settings.min_quorum:
             raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
@@ -130,7 +131,8 @@ class RoundRunner:
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
-        verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior)
+        verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior,
+                                                prompt=params.prompt)
         result = self._result(state, candidates, judgments, verdict, started, created)
         self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
@@ -193,10 +195,10 @@ class RoundRunner:
         texts = [c.text.strip() for c in candidates]
         pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
         tag = uuid.uuid4().hex[:8]
-        trusts = self._registry.trusts()
+        weights = reputation.judge_weights(self._registry.trusts(), sorted(by_id), self._settings.top_judges)
         planned, unassigned = judging_plan.assign(pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id),
                                                   self._rng, round_tag=tag, per_pair=self._settings.judges_per_pair,
-                                                  weights={j: reputation.judge_weight(trusts.get(j)) for j in by_id})
+                                                  weights=weights)
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
         items = list(candidates)
@@ -250,7 +252,7 @@ class RoundRunner:
                     continue
                 judgments.append(Judgment(judge_id, v.comparison_id, p.answer_a, p.answer_b, v.preference,
                                           float(v.confidence), v.rationale[:200],
-                                          reputation.judge_weight(trusts.get(judge_id)), nonce, v.signature))
+                                          weights[judge_id], nonce, v.signature))
             done += len(batch)
             state.emit(JudgingProgress(done, total))
 
@@ -306,7 +308,9 @@ class RoundRunner:
         if self._bank is None or self._spot_checks or self._rng.random() >= self._settings.spot_check_rate:
             return
         challenge = self._bank.generation[int(self._rng.integers(0, len(self._bank.generation)))]
-        task = asyncio.get_running_loop().create_task(self.run(AskParams(prompt=challenge.question), spot_check=challenge))
+        # A spot check measures as many nodes as a round may hold: that is where exploration happens.
+        task = asyncio.get_running_loop().create_task(
+            self.run(AskParams(prompt=challenge.question, k=self._settings.max_k), spot_check=challenge))
         self._spot_checks.add(task)
 
         def done(t: asyncio.Task[RoundResult]) -> None:

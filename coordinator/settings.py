@@ -37,3 +37,4 @@ class CoordinatorSettings(BaseSettings):
     spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot check")
     log_level: str = "INFO"
     log_json: bool = False
+    top_judges: int = Field(4, ge=0, le=64, description="judges whose verdicts count in a round: the most reliable few (0: all)")

@@ -36,6 +36,16 @@ class Trust:
         return (self.judge_sum + RECORD_PRIOR * self.judge) / (self.judge_n + RECORD_PRIOR)
 
     @property
+    def generator_record(self) -> tuple[float, int]:
+        """(successes, observations) of its hidden spot checks as a generator."""
+        return self.generator_sum, self.generator_n
+
+    @property
+    def judge_record(self) -> tuple[float, int]:
+        """(successes, observations) of its spot-check pairs as a judge (value v is (v + 1) / 2 right)."""
+        return (self.judge_sum + self.judge_n) / 2.0, self.judge_n
+
+    @property
     def score(self) -> float:
         return min(self.generator, self.judge)
 
