@@ -62,8 +62,8 @@ PROBATION_WEIGHT_CAP = 0.02
 UNPROVEN_WEIGHT = 1e-3  # every judge's weight while no judge has earned any (the start of a swarm)
 TOP_JUDGES = 4  # judges whose verdicts count in a round: the most reliable few, not a diluted crowd
 DECAY_SECONDS = 7 * 86400.0
-RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1}
-GROUND_TRUTH = ("calibration", "spot_check")
+RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1, "position_bias": 0.3}
+GROUND_TRUTH = ("calibration", "spot_check", "position_bias")
 RECORDED = ("spot_check",)  # sources that enter the ground-truth record (see "Record" above)
 PENALTY = {"bad_signature": 0.15, "unasked_verdict": 0.1, "no_show": 0.05}
 
@@ -108,7 +108,7 @@ def _settle(t: Trust, role: str = "", *, plays: str = "") -> Trust:
         if role:
             # Held to the ground-truth record alone: a judge's fast score follows the consensus, and a
             # right judge outvoted by a correlated majority must not be quarantined for that.
-            successes, n = t.generator_record if role == "generator" else t.judge_record
+            successes, n = t.generator_record if role == "generator" else t.judge_conduct
             if n >= MIN_TRUTHS and evidence.confidently_below(successes, n, ACCURACY_LINE[role]):
                 return replace(t, status="quarantined")
     if t.status == "probation" and t.truths_passed >= PROVEN_AFTER:
@@ -141,6 +141,8 @@ def apply(t: Trust | None, e: Event) -> Trust:
             t = replace(t, judge=t.judge + rate * (e.value - t.judge))
             if recorded:
                 t = replace(t, judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1)
+            elif e.source == "position_bias":
+                t = replace(t, judge_biased=t.judge_biased + 1)
         else:
             raise ValueError(f"evidence needs a role, got {e.role!r}")
         return _settle(replace(t, truths_passed=passed), e.role)
@@ -187,7 +189,10 @@ def agreement(judgment: Judgment, consensus: Consensus) -> float:
     return 1.0 if (judgment.preference == Preference.A) == (sa > sb) else 0.0
 
 
-INCONSISTENT = -1.0  # a pair on which a judge preferred the same position in both orders: not judged, as bad as wrong
+# A pair on which a judge preferred the same position in both orders: it did not judge the answers.
+# Nearly as bad as wrong, and distinct from every agreement value (multiples of 0.5), so spot checks
+# can tell position bias apart from a wrong verdict.
+INCONSISTENT = -0.75
 
 
 def judge_values(scored: Iterable[tuple[str, tuple[int, int], float, Preference]]) -> dict[str, list[float]]:
@@ -257,7 +262,11 @@ def spot_check_events(
 
     judges = judge_values((j.judge_node_id, _pair(j), truth(j), j.preference)
                           for j in judgments if correct[j.answer_a] != correct[j.answer_b])
-    # A pair a judge called a tie both ways is an abstention, not evidence. One observation per
-    # spot check (the mean over its pairs): pairs of one question are not independent evidence.
-    decided = {node: [v for v in values if v != 0.0] for node, values in judges.items()}
-    return _role_events(round_id, ts, "spot_check", generators, {node: v for node, v in decided.items() if v})
+    # A pair a judge called a tie both ways is an abstention, not evidence; one with the same
+    # position both ways is a "position_bias" event. One observation of each per spot check (pairs
+    # of one question are not independent evidence): the mean over the pairs it decided.
+    decided = {node: [v for v in values if v not in (0.0, INCONSISTENT)] for node, values in judges.items()}
+    events = _role_events(round_id, ts, "spot_check", generators, {node: v for node, v in decided.items() if v})
+    events += [Event("evidence", node, ts, "position_bias", INCONSISTENT, round_id, "judge")
+               for node in sorted(judges) if INCONSISTENT in judges[node]]
+    return events

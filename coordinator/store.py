@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     generator_n INTEGER NOT NULL,
     judge_sum REAL NOT NULL,
     judge_n INTEGER NOT NULL,
-    rounds INTEGER NOT NULL DEFAULT 0
+    rounds INTEGER NOT NULL DEFAULT 0,
+    judge_biased INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rounds (
     round_id TEXT PRIMARY KEY,
@@ -81,12 +82,12 @@ def round_from_json(text: str) -> RoundResult:
 
 
 TRUST_COLUMNS = ("generator_score, judge_score, status, truths_passed, trust_updated_unix, "
-                 "generator_sum, generator_n, judge_sum, judge_n")
+                 "generator_sum, generator_n, judge_sum, judge_n, judge_biased")
 
 
 def trust_from_row(r: Sequence[Any]) -> Trust:
     """A Trust from the TRUST_COLUMNS of a node row."""
-    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8])
+    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8], r[9])
 
 
 def _model(stored: dict[str, Any]) -> ModelInfo:
@@ -97,7 +98,7 @@ def _node_row(n: NodeRecord) -> tuple[Any, ...]:
     return (n.node_id, n.public_key, n.address, json.dumps([asdict(m) for m in n.models]), n.max_concurrency,
             n.registered_unix, n.last_seen_unix, n.trust.generator, n.trust.judge, n.trust.status,
             n.trust.truths_passed, n.trust.updated_unix, n.trust.generator_sum, n.trust.generator_n,
-            n.trust.judge_sum, n.trust.judge_n, n.rounds)
+            n.trust.judge_sum, n.trust.judge_n, n.rounds, n.trust.judge_biased)
 
 
 class Store:
@@ -109,6 +110,8 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA + LEDGER_SCHEMA)
+        if "judge_biased" not in {r[1] for r in self._db.execute("PRAGMA table_info(nodes)")}:  # older database
+            self._db.execute("ALTER TABLE nodes ADD COLUMN judge_biased INTEGER NOT NULL DEFAULT 0")
         self._ledger = LedgerWriter(self._db, identity)
         self.path = path
 
@@ -136,7 +139,7 @@ class Store:
             ).fetchall()
         return [
             NodeRecord(r[0], bytes(r[1]), r[2], tuple(_model(m) for m in json.loads(r[3])), r[4], r[5], r[6],
-                       trust_from_row(r[7:16]), r[16])
+                       trust_from_row(r[7:17]), r[17])
             for r in rows
         ]
 
@@ -153,14 +156,14 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for n in new_nodes:
-                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _node_row(n))
+                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _node_row(n))
                 self._ledger.append(self._db, list(bodies))
                 for node_id, t in trusts.items():
                     self._db.execute(
                         "UPDATE nodes SET generator_score=?, judge_score=?, status=?, truths_passed=?, trust_updated_unix=?, "
-                        "generator_sum=?, generator_n=?, judge_sum=?, judge_n=? WHERE node_id=?",
+                        "generator_sum=?, generator_n=?, judge_sum=?, judge_n=?, judge_biased=? WHERE node_id=?",
                         (t.generator, t.judge, t.status, t.truths_passed, t.updated_unix, t.generator_sum, t.generator_n,
-                         t.judge_sum, t.judge_n, node_id),
+                         t.judge_sum, t.judge_n, t.judge_biased, node_id),
                     )
                 for node_id in set(players):
                     self._db.execute("UPDATE nodes SET rounds=rounds+1 WHERE node_id=?", (node_id,))
