@@ -110,7 +110,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with LocalSwarm(Path(tmp) / "swarm", backends, k=k, max_k=max(k, len(backends)), seed=args.seed,
                               calibration_bank=bank, calibration_threshold=args.calibration_threshold,
                               spot_check_rate=args.spot_check_rate, judges_per_pair=args.judges_per_pair or TOP_K,
-                              heartbeat_interval=30.0,
+                              heartbeat_interval=30.0, spot_checks_in_order=args.concurrency == 1,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
             adversaries = {swarm.names[node_id] for node_id in swarm.node_ids[len(models):]}
             asked = await swarm.ask_all([q.prompt for q in scored], concurrency=args.concurrency, label="rounds")
@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adversary-kind", choices=[k for k in KINDS if k != "lazy"] + ["lazy"], default="colluding",
                         help="random/always-a judges, colluding clique (one wrong answer, votes for it), sybil, "
                              "two-faced, lazy generators")
-    parser.add_argument("--concurrency", type=int, default=4, help="rounds in flight at once")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="rounds in flight at once (1, the default: rounds and their spot checks in order, so a seed fixes the result)")
     parser.add_argument("--sweep-adversaries", default="",
                         help="comma-separated adversary counts, e.g. 0,5,10,15: one run per count on the same questions")
     parser.add_argument("--plot", type=Path, help="write a PNG: each method's accuracy, or accuracy against adversaries with a sweep")

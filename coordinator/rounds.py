@@ -137,14 +137,15 @@ class RoundRunner:
         self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
-        if spot_check is None:
-            self._maybe_spot_check()
+        follow_up = self._maybe_spot_check() if spot_check is None else None
         log.info(
             "round=%s answered by %s confidence=%.2f candidates=%d judgments=%d failures=%d seconds=%.2f",
             result.round_id, result.winner_node_id, result.confidence, len(candidates), len(judgments),
             len(state.failures), result.elapsed_seconds,
         )
         emit(result)
+        if follow_up is not None and self._settings.spot_checks_in_order:
+            await asyncio.wait({follow_up})  # its evidence lands before the next round starts: replayable runs
         return result
 
     async def _generate(self, state: _RoundState, chosen: Sequence[NodeRecord]) -> list[Candidate]:
@@ -303,10 +304,10 @@ class RoundRunner:
                 log.warning("node %s quarantined (reputation %.3f)", node.node_id, node.trust.score)
                 self.counters["quarantined"] += 1
 
-    def _maybe_spot_check(self) -> None:
+    def _maybe_spot_check(self) -> asyncio.Task[RoundResult] | None:
         """With probability spot_check_rate, follow a round with a hidden calibration round."""
         if self._bank is None or self._spot_checks or self._rng.random() >= self._settings.spot_check_rate:
-            return
+            return None
         challenge = self._bank.generation[int(self._rng.integers(0, len(self._bank.generation)))]
         # A spot check measures as many nodes as a round may hold: that is where exploration happens.
         task = asyncio.get_running_loop().create_task(
@@ -319,6 +320,7 @@ class RoundRunner:
                 log.info("spot check did not complete: %s", t.exception())
 
         task.add_done_callback(done)
+        return task
 
     async def close(self) -> None:
         for task in list(self._spot_checks):

@@ -38,3 +38,5 @@ class CoordinatorSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     top_judges: int = Field(4, ge=0, le=64, description="judges whose verdicts count in a round: the most reliable few (0: all)")
+    spot_checks_in_order: bool = Field(False, description="a round returns only after the spot check it triggered "
+                                                         "(with one round at a time and a seed, a run is replayable)")
