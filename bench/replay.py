@@ -182,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="fraction held out for calibration and spot checks (default 0.05; judgebench 0.2)")
     parser.add_argument("--judges-per-pair", type=int, default=0,
                         help="judges comparing each pair, a panel when > 1 (default 4, the judges that count; judgebench: every judge)")
-    parser.add_argument("--spot-check-rate", type=float, default=0.1,
-                        help="probability that a round is followed by a hidden spot check from the held-out split")
+    parser.add_argument("--spot-check-rate", type=float, default=None,
+                        help="probability that a round is followed by a hidden spot check from the held-out split "
+                             "(default 0.1; judgebench 0.25, whose 70 held-out pairs would otherwise go mostly unused)")
     parser.add_argument("--calibration-threshold", type=float, default=0.0,
                         help="admission threshold (default 0: every model takes part, so the comparison with plurality is fair)")
     parser.add_argument("--adversaries", type=int, default=0,
@@ -198,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="write a PNG: each method's accuracy, or accuracy against adversaries with a sweep")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     args = parser.parse_args(argv)
+    if args.spot_check_rate is None:
+        args.spot_check_rate = 0.25 if args.dataset == "judgebench" else 0.1
     if args.held_out is None:
         args.held_out = 0.2 if args.dataset == "judgebench" else 0.05
     if args.dataset == "judgebench" and (args.adversaries or args.sweep_adversaries):
