@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from swarmrank.coordinator import evidence
 from swarmrank.node.backends.replay import RecordedJudgeBackend, ReplayBackend
 from swarmrank.protos.types import Preference, Role
 
@@ -93,8 +94,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               spot_checks_in_order=args.concurrency == 1,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
             asked = await swarm.ask_all([p.question for p in scored], concurrency=args.concurrency, label="pairs")
-    from swarmrank.coordinator import evidence
-
     calibrated = {j: sum(_half(sum(bench.verdicts[j][p.pair_id]), p.better) for p in held_out) for j in bench.judges}
     ranked = sorted(bench.judges, key=lambda j: (-calibrated[j], j))
     top_weights = {j: evidence.log_odds_above((calibrated[j] + 1) / (len(held_out) + 2), 0.5) for j in ranked[:4]}

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from swarmrank.node.answers import same_answer
+from swarmrank.coordinator import evidence
+from swarmrank.protos.answers import same_answer
 from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
 
@@ -77,8 +78,6 @@ def chosen_on_calibration(matrix: AnswerMatrix, models: list[str], held_out: lis
                           top: int) -> tuple[str, dict[str, float]]:
     """What the held-out split alone picks: the best single node, and the log-odds weights of the
     ``top`` nodes by held-out accuracy (the offline "top-k vote" reference)."""
-    from swarmrank.coordinator import evidence
-
     chance = evidence.chance_of(held_out[0].prompt) if held_out else evidence.FREE_FORM_CHANCE
     right = {m: sum(matrix.correct[m].get(q.qid, False) for q in held_out) for m in models}
     ranked = sorted(models, key=lambda m: (-right[m], m))

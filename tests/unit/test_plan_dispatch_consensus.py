@@ -197,7 +197,7 @@ def test_judge_weights_keep_the_top_few_and_fall_back_to_equal_at_the_start() ->
 
 
 def test_numbers_with_thousands_separators_compare_as_numbers() -> None:
-    from swarmrank.node.answers import same_answer
+    from swarmrank.protos.answers import same_answer
     from swarmrank.node.backends.adversarial import wrong_answer
 
     assert same_answer("The answer is 1600.", "1,600") and same_answer("so 1,600 in all", "1600")
