@@ -40,3 +40,6 @@ class NodeSettings(BaseSettings):
     grace_seconds: float = Field(10.0, ge=0, description="on SIGTERM: time in-flight work gets to finish")
     log_level: str = "INFO"
     log_json: bool = False
+    judge_mode: Literal["verdict", "likelihood"] = Field(
+        "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
+                               "likelihood given the question (no position to prefer; for small models)")

@@ -202,3 +202,12 @@ def test_numbers_with_thousands_separators_compare_as_numbers() -> None:
 
     assert same_answer("The answer is 1600.", "1,600") and same_answer("so 1,600 in all", "1600")
     assert wrong_answer("1,600") == "1601" and not same_answer("1601", "1,600")
+
+
+def test_likelihood_verdicts_have_no_position() -> None:
+    from swarmrank.node.backends.judging import verdict_from_likelihoods
+
+    ab, ba = verdict_from_likelihoods(-1.2, -2.0), verdict_from_likelihoods(-2.0, -1.2)
+    assert (ab.preference, ba.preference) == (Preference.A, Preference.B)
+    assert ab.confidence == pytest.approx(ba.confidence) and ab.confidence > 0.5
+    assert verdict_from_likelihoods(-1.0, -1.01).preference == Preference.TIE
