@@ -148,11 +148,12 @@ class LlamaCppBackend:
         return np.asarray(logits - m - math.log(np.exp(logits - m).sum()), dtype=np.float64)
 
     def _logprobs_after_eval(self, tokens: list[int]) -> np.ndarray:
+        """Feed ``tokens`` after what the context holds; log-probabilities of the next token."""
         self._llm.eval(tokens)
         ptr = self._llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),)).astype(np.float64)
         m = logits.max()
-        return logits - m - math.log(np.exp(logits - m).sum())
+        return np.asarray(logits - m - math.log(np.exp(logits - m).sum()), dtype=np.float64)
 
     def answer_likelihood(self, question: str, answer: str) -> float:
         """Mean log-probability per token of ``answer`` as this model's reply to ``question``: the
@@ -166,7 +167,7 @@ class LlamaCppBackend:
                                     special=False)[:MAX_SCORED_ANSWER_TOKENS]
         room = self._llm.n_ctx() - len(scored) - 1
         prefix = prefix[:1] + prefix[-(room - 1):] if len(prefix) > room else prefix
-        self._llm.reset()
+        self._llm.reset()  # type: ignore[no-untyped-call]  # untyped in llama-cpp-python
         total, lp = 0.0, self._logprobs_after_eval(prefix)
         for token in scored:
             total += float(lp[token])

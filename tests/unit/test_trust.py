@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from swarmrank.coordinator import evidence as evidence_rule
 from swarmrank.coordinator import ledger, reputation
 from swarmrank.coordinator.calibration import ChallengeBank, GenerationChallenge, is_correct, pairwise_score
 from swarmrank.coordinator.consensus import Consensus
@@ -63,7 +64,7 @@ def test_ground_truth_weighs_more_than_agreement() -> None:
 
 def test_established_after_enough_ground_truth_then_uncapped_weight() -> None:
     t = proven(admitted(), 3)
-    assert t.status == "established" and judge_weight(t) == pytest.approx(reputation.evidence.weight(3, 3, 0.5))
+    assert t.status == "established" and judge_weight(t) == pytest.approx(evidence_rule.weight(3, 3, 0.5))
     assert judge_weight(t) > reputation.PROBATION_WEIGHT_CAP
 
 
