@@ -43,7 +43,9 @@ def choose_generators(
     """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted
     ones): sampled with ``explore``, else the strongest proven first (sampled ones after them)."""
     busy = in_flight or {}
-    free = [n for n in nodes if n.role.generates and busy.get(n.node_id, 0) < max(n.max_concurrency, 1)]
+    # In id order, not registration order: with a seeded rng and the same nodes, the same choice.
+    free = sorted((n for n in nodes if n.role.generates and busy.get(n.node_id, 0) < max(n.max_concurrency, 1)),
+                  key=lambda n: n.node_id)
     order = _weighted_order(free, rng, exploration)
     if not explore:
         proof = {n.node_id: wilson(*n.trust.generator_record, WEIGHT_Z)[0] for n in free}
