@@ -91,7 +91,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with LocalSwarm(Path(tmp) / "swarm", backends, k=2, seed=args.seed, calibration_bank=bank,
                               calibration_threshold=args.calibration_threshold, spot_check_rate=args.spot_check_rate,
                               judges_per_pair=per_pair, default_max_tokens=1024, heartbeat_interval=30.0,
-                              spot_checks_in_order=args.concurrency == 1,
+                              spot_checks_in_order=args.concurrency == 1, refusal_cooldown=1e9,  # no rejoin mid-run
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
             asked = await swarm.ask_all([p.question for p in scored], concurrency=args.concurrency, label="pairs")
     calibrated = {j: sum(_half(sum(bench.verdicts[j][p.pair_id]), p.better) for p in held_out) for j in bench.judges}

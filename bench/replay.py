@@ -39,6 +39,7 @@ from .local_swarm import LocalSwarm
 from .progress import report
 
 ADMISSION_CALLS = 6  # adversaries behave during the 4 + 2 admission challenges
+REJOIN_NEVER = 1e9  # a quarantined node stays out for the run (its return would depend on wall-clock time)
 TOP_K = 4  # nodes in the "top-k vote" reference (the coordinator's default top_judges)
 
 
@@ -110,6 +111,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               calibration_bank=bank, calibration_threshold=args.calibration_threshold,
                               spot_check_rate=args.spot_check_rate, judges_per_pair=args.judges_per_pair or TOP_K,
                               heartbeat_interval=30.0, spot_checks_in_order=args.concurrency == 1,
+                              refusal_cooldown=REJOIN_NEVER,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
             adversaries = {swarm.names[node_id] for node_id in swarm.node_ids[len(models):]}
             asked = await swarm.ask_all([q.prompt for q in scored], concurrency=args.concurrency, label="rounds")
