@@ -52,11 +52,12 @@ PROBATION = 0.2
 QUARANTINE = 0.1
 # Evidence alone quarantines a node only when the role at fault has a ground-truth record (at least
 # MIN_TRUTHS spot-check observations) whose accuracy is below the role's line with 95% confidence:
-# a generator right on fewer than a quarter of questions that look like traffic, a judge right
-# on at most 55% of the spot-check pairs it was asked (position bias counting as a failure). A score alone would wander below any line and trap honest but imperfect nodes; ground
-# truth cannot be swayed by whoever dominates a consensus.
+# a generator right on fewer than a quarter of questions that look like traffic, a judge right on
+# fewer than 60% of the spot checks it decided (position bias counting as a failure). A score alone
+# would wander below any line and trap honest but imperfect nodes; ground truth cannot be swayed
+# by whoever dominates a consensus.
 MIN_TRUTHS = 4
-ACCURACY_LINE = {"generator": 0.25, "judge": 0.55}
+ACCURACY_LINE = {"generator": 0.25, "judge": 0.6}
 PROVEN_AFTER = 5
 PROBATION_WEIGHT_CAP = 0.02
 UNPROVEN_WEIGHT = 1e-3  # every judge's weight while no judge has earned any (the start of a swarm)
