@@ -39,6 +39,7 @@ from .supervisor import Supervisor
 log = logging.getLogger("swarmrank.coordinator")
 
 Emit = Callable[[RoundEvent], None]
+SPOT_CHECK_TASK = "spot check"  # the name of each spot check's task (LocalSwarm.settle waits for them)
 
 
 def _ignore(event: RoundEvent) -> None:
@@ -276,7 +277,7 @@ class RoundRunner:
             return
         check = self.run(AskParams(prompt=challenge.question, k=self._settings.max_k), spot_check=challenge)
         if not self._settings.spot_checks_in_order:
-            await self._spot_checks.spawn(check, "spot check")
+            await self._spot_checks.spawn(check, SPOT_CHECK_TASK)
             return
         try:  # its evidence lands before this round returns: with one round at a time, runs replay exactly
             await check

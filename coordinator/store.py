@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmrank.protos.signing import Identity
-from swarmrank.protos.types import ModelInfo, Preference, Role
+from swarmrank.protos.types import Preference
 
 from .domain import Candidate, Failure, Judgment, NodeRecord, RankedCandidate, RoundResult
 from .ledger import SCHEMA as LEDGER_SCHEMA

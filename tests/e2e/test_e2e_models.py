@@ -35,7 +35,7 @@ class Swarm:
     def __init__(self, work: Path, models: list[str]) -> None:
         self.children: list[Child] = []
         coordinator = Child("coordinator", ["coordinator", "start", "--listen", "127.0.0.1:0", "--db", str(work / "c.db"),
-                                            "--heartbeat-interval", "0.5", "--default-max-tokens", "48", "--seed", "1",
+                                            "--heartbeat-interval", "5", "--default-max-tokens", "48", "--seed", "1",
                                             "--key-path", str(work / "c.key"), "--calibration-threshold", "0"],
                             work / "coordinator.log")
         self.children.append(coordinator)

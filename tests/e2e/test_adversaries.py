@@ -52,7 +52,7 @@ async def play(tmp_path: Path, adversaries: list[Adversary], rounds: int = ROUND
     n = HONEST + len(adversaries)
     report: dict = {"quarantined_after": {}, "honest_min": 1.0, "mistakes": [], "warm_up_mistakes": [], "weights": []}  # type: ignore[type-arg]
     async with LocalSwarm(tmp_path, [*honest, *adversaries], k=n, max_k=32, seed=11, spot_check_rate=0.5,
-                          heartbeat_interval=1.0) as swarm:
+                          heartbeat_interval=30.0) as swarm:  # a late heartbeat under load must not bench a node
         ids = dict(zip(swarm.node_ids, ["honest"] * HONEST + [a.kind for a in adversaries]))
         async with swarm.client() as client:
             for r, q in enumerate(QUESTIONS[:rounds]):
@@ -64,7 +64,7 @@ async def play(tmp_path: Path, adversaries: list[Adversary], rounds: int = ROUND
                 for j in answer.judgments:
                     weights[ids.get(j.judge_node_id, "?")] += j.weight  # type: ignore[assignment]
                 report["weights"].append(weights)
-                await asyncio.sleep(0.05)  # let the spot check that may follow this round run
+                await swarm.settle()  # the spot check that may follow this round has ended
                 for node in await client.nodes():
                     kind = ids[node.node_id]
                     if kind == "honest":
@@ -93,11 +93,11 @@ def test_sybil_wave_weighs_less_than_one_established_node(tmp_path: Path) -> Non
     async def go() -> tuple[dict[str, float], dict[str, float], list[int], dict[str, str], int]:
         honest = [honest_backend(i) for i in range(HONEST)]
         async with LocalSwarm(tmp_path, honest, k=HONEST + 10, max_k=32, seed=5, spot_check_rate=1.0,
-                              heartbeat_interval=1.0) as swarm:
+                              heartbeat_interval=30.0) as swarm:  # a late heartbeat under load must not bench a node
             async with swarm.client() as client:
                 for q in QUESTIONS[:12]:  # warm-up: honest nodes earn standing through spot checks
                     await client.ask(q.question)
-                    await asyncio.sleep(0.05)
+                    await swarm.settle()
                 sybil_ids = set(await swarm.add_nodes([adversary("sybil", m) for m in range(10)]))
                 weights: dict[str, float] = {}
                 mistakes = []
@@ -110,7 +110,7 @@ def test_sybil_wave_weighs_less_than_one_established_node(tmp_path: Path) -> Non
                     if r >= WARM_UP and not same_answer(answer.text, q.answer) and \
                             Counter(b.recorded(q.question) for b in honest).most_common(1)[0][0] == q.answer:
                         mistakes.append(r)
-                    await asyncio.sleep(0.05)
+                    await swarm.settle()
                 states = {n.node_id: n.state for n in await client.nodes()}
         sybil_w = {k: v for k, v in weights.items() if k in sybil_ids}
         honest_w = {k: v for k, v in weights.items() if k not in sybil_ids}
