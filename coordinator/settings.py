@@ -45,3 +45,6 @@ class CoordinatorSettings(BaseSettings):
                              "host, port + 1)")
     node_cert_hours: float = Field(24.0, gt=0, le=24 * 365, description="lifetime of the node certificates it issues")
     insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
+    top_judges: int = Field(4, ge=0, le=64, description="judges whose verdicts count in a round: the most reliable few (0: all)")
+    spot_checks_in_order: bool = Field(False, description="a round returns only after the spot check it triggered "
+                                                         "(with one round at a time and a seed, a run is replayable)")
