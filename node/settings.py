@@ -41,3 +41,11 @@ class NodeSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     seed: int = Field(0, description="backend=instant: the seed its answers derive from")
+    join: SecretStr = Field(SecretStr(""), description="join token from 'swarmrank swarm invite' (first start; the "
+                            "certificate is kept in --tls-dir and renewed)")
+    tls_dir: Path | None = Field(None, description="the node's TLS key and swarm certificate (default: KEY_PATH.tls/, "
+                                 "next to the node key, so each key has its own)")
+    insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
+    judge_mode: Literal["verdict", "likelihood"] = Field(
+        "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
+                               "likelihood given the question (no position to prefer; for small models)")

@@ -69,6 +69,11 @@ def heartbeat_bytes(node_id: str, timestamp_unix: float) -> bytes:
     return _encode("heartbeat", node_id, timestamp_unix)
 
 
+def join_bytes(token_id: str, csr_der: bytes) -> bytes:
+    """Binds a node's TLS certificate request to its Ed25519 identity (token id "renew" on renewal)."""
+    return _encode("join", token_id, csr_der)
+
+
 @functools.lru_cache(maxsize=4096)
 def _public_key(raw: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)  # parsed once per key: every round verifies the same nodes
