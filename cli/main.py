@@ -24,6 +24,7 @@ from .demo import die_with_parent_if_asked
 from swarmrank.client.sdk import DEFAULT_ADDRESS, Client
 from swarmrank.client.types import SwarmrankError
 
+from . import health
 from .render import answer_summary, ask_and_print, print_answer
 
 
@@ -73,7 +74,8 @@ def cmd_coordinator_start(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args, CoordinatorSettings)
     logs.configure(settings.log_level, settings.log_json)
-    asyncio.run(serve(settings, on_ready=lambda a: print(f"swarmrank coordinator listening on {a}", flush=True)))
+    asyncio.run(serve(settings, on_ready=lambda a: print(f"swarmrank coordinator listening on {a}", flush=True),
+                      on_http_ready=lambda a: print(f"swarmrank coordinator HTTP API on http://{a}", flush=True)))
     return 0
 
 
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("target", choices=["node", "kernels", "replay", "live"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
+    health.add_parser(sub)
     return parser
 
 

@@ -66,7 +66,9 @@ class RoundRunner:
         settings: CoordinatorSettings,
         rng: np.random.Generator | None = None,
         bank: ChallengeBank | None = None,
+        on_stage: Callable[[str, float], None] | None = None,
     ) -> None:
+        self._on_stage = on_stage  # metrics: (stage, seconds) for the stages no event marks (fit, commit)
         self._registry = registry
         self._store = store
         self._client = client
@@ -104,16 +106,19 @@ class RoundRunner:
         """One round. With ``spot_check`` the round is a hidden calibration question: it runs exactly
         like a client's round, and its known answer becomes ground-truth evidence about every node
         that took part."""
+        model = params.model  # a round restricted to the nodes serving this model (judges: any node)
         params = self.validate(params)
         started, created = time.perf_counter(), time.time()
         state = _RoundState(uuid.uuid4().hex, params, emit, [], [])
         available = self._registry.healthy()
-        if len(available) < self._settings.min_quorum:
+        serving = [n for n in available if not model or any(m.name == model for m in n.models)]
+        if len(serving) < self._settings.min_quorum:
             raise QuorumNotReached(
-                f"{len(available)} healthy node(s); a round needs at least {self._settings.min_quorum}"
+                f"{len(serving)} healthy node(s){f' serving {model}' if model else ''}; "
+                f"a round needs at least {self._settings.min_quorum}"
             )
         chosen = dispatch.choose_generators(
-            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
+            serving, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
         )
         if len(chosen) < self._settings.min_quorum:
             raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
@@ -130,10 +135,13 @@ class RoundRunner:
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
+        stage_started = time.perf_counter()
         verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior)
+        stage_started = self._stage("fit", stage_started)
         result = self._result(state, candidates, judgments, verdict, started, created)
         self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
+        self._stage("commit", stage_started)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
             self._maybe_spot_check()
@@ -144,6 +152,12 @@ class RoundRunner:
         )
         emit(result)
         return result
+
+    def _stage(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        if self._on_stage is not None:
+            self._on_stage(name, now - since)
+        return now
 
     async def _generate(self, state: _RoundState, chosen: Sequence[NodeRecord]) -> list[Candidate]:
         params = state.params

@@ -37,3 +37,7 @@ class CoordinatorSettings(BaseSettings):
     spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot check")
     log_level: str = "INFO"
     log_json: bool = False
+    http_listen: str = Field("", description="host:port of the OpenAI-compatible HTTP API, /metrics and the dashboard (empty: off)")
+    http_max_body_bytes: int = Field(1_000_000, ge=1024, le=64_000_000, description="largest HTTP request body accepted")
+    http_allow_anonymous: bool = Field(False, description="serve the HTTP API without API keys on a non-loopback address (only behind your own auth proxy)")
+    metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint of its own (empty: off; /metrics is also on the HTTP port)")

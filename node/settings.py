@@ -40,3 +40,4 @@ class NodeSettings(BaseSettings):
     grace_seconds: float = Field(10.0, ge=0, description="on SIGTERM: time in-flight work gets to finish")
     log_level: str = "INFO"
     log_json: bool = False
+    metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint (empty: off)")

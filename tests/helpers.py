@@ -144,14 +144,18 @@ class RunningCoordinator:
         ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self.address = ""
+        self.http_address = ""  # host:port of the HTTP API when settings.http_listen is set
 
         def on_ready(address: str) -> None:
             self.address = address
             ready.set()
 
+        def on_http_ready(address: str) -> None:
+            self.http_address = address
+
         async def main() -> None:
             self._stop = asyncio.Event()
-            await serve(settings, client=client, on_ready=on_ready, stop=self._stop)
+            await serve(settings, client=client, on_ready=on_ready, stop=self._stop, on_http_ready=on_http_ready)
 
         self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
         while not ready.wait(0.1):
