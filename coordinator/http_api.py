@@ -187,8 +187,8 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
                             yield _sse(piece)
                         yield _sse("[DONE]")
                         return
-                    for piece in progress(item):
-                        yield piece
+                    for line in progress(item):
+                        yield line
                     item = await events.get()
             finally:
                 if not task.done():  # the client went away mid-round: stop the round's calls

@@ -10,14 +10,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from .calibration import GenerationChallenge
+import numpy as np
+
+from .calibration import ChallengeBank, GenerationChallenge
 from .domain import AskParams, Dispatched, JudgingProgress, RoundEvent, RoundResult
 from .errors import InvalidAsk, QuorumNotReached, RateLimited
 from .metered_client import MeteredNodeClient
 from .metrics import CoordinatorMetrics
+from .node_client import NodeClient
+from .registry import Registry
 from .rounds import Emit, RoundRunner
+from .settings import CoordinatorSettings
+from .store import Store
 
 log = logging.getLogger("swarmrank.coordinator")
 
@@ -41,9 +46,10 @@ _current: contextvars.ContextVar[_Tracker | None] = contextvars.ContextVar("swar
 
 
 class ObservedRoundRunner(RoundRunner):
-    def __init__(self, *args: Any, metrics: CoordinatorMetrics, metered: MeteredNodeClient | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, on_stage=self._on_stage, **kwargs)
+    def __init__(self, registry: Registry, store: Store, client: NodeClient, settings: CoordinatorSettings,
+                 rng: np.random.Generator | None = None, bank: ChallengeBank | None = None, *,
+                 metrics: CoordinatorMetrics, metered: MeteredNodeClient | None = None) -> None:
+        super().__init__(registry, store, client, settings, rng, bank, on_stage=self._on_stage)
         self._metrics = metrics
         self._metered = metered
         self._listeners: list[Callable[[RoundResult], None]] = []

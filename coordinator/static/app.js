@@ -51,7 +51,7 @@ async function refreshNodes() {
   body.replaceChildren(...nodes.map((n) => el("tr", {},
     el("td", { class: "mono", title: `${n.node_id} at ${n.address}`, text: short(n.node_id) }),
     el("td", { text: n.models.join(", ") }),
-    el("td", { text: n.role.replace("_", " ") }),
+    el("td", { text: n.role.replaceAll("_", " ") }),
     el("td", { class: `status-${n.status}`, text: n.status }),
     el("td", {}, bar(n.generator, "var(--gen)")),
     el("td", {}, bar(n.judge, "var(--judge)")),
@@ -112,7 +112,7 @@ function comparisonGraph(r) {
     g.append(el("svg:circle", { cx: x, cy: y, r: 15, fill: c.candidate_id === winner ? "#1f5f45" : "#22303d",
                                  stroke: c.candidate_id === winner ? "#3ecf8e" : "#5a6b7d", "stroke-width": 2 }));
     g.append(el("svg:text", { x, y: y + 4, "text-anchor": "middle", fill: "#dfe6ee", "font-size": 11, text: c.candidate_id }));
-    g.append(el("svg:text", { x, y: y + (y > cy ? 30 : -21), "text-anchor": "middle", fill: "#8b98a8", "font-size": 10,
+    g.append(el("svg:text", { x, y: y + (y < cy - 1 ? -21 : 30), "text-anchor": "middle", fill: "#8b98a8", "font-size": 10,
                                text: `${c.model.slice(0, 18)} #${c.rank}` }));
     g.append(el("svg:title", { text: `${c.candidate_id} by ${short(c.node_id)} (${c.model}), strength ${c.strength.toFixed(2)}` }));
     svg.append(g);
