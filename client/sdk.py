@@ -21,8 +21,11 @@ from swarmrank.protos.v1 import coordinator_pb2_grpc
 
 from .types import (
     Answer, Candidate, CandidateReceived, Completed, DeadlineExceeded, Dispatched, Event, InvalidRequest,
-    JudgingProgress, Judgment, NodeFailure, NodeInfo, NotFound, PermissionDenied, SwarmrankError, Unavailable,
+    JudgingProgress, Judgment, NodeFailure, NodeInfo, NotFound, PermissionDenied, RateLimited, SwarmrankError, Unauthenticated,
+    Unavailable,
 )
+from . import connection
+from pathlib import Path
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 600.0
@@ -34,7 +37,8 @@ _ERRORS: dict[grpc.StatusCode, type[SwarmrankError]] = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.UNAUTHENTICATED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
 }
 _PREFERENCE = {1: "A", 2: "B", 3: "tie"}
 
@@ -103,12 +107,16 @@ def _nodes_from_pb(reply: cpb.ListNodesResponse) -> list[NodeInfo]:
 class Client:
     """Blocking client. Use as a context manager or call ``close()``."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5,
+                 api_key: str | None = None, ca: str | Path | bytes | None = None, tls: bool | None = None) -> None:
+        """``api_key`` (default: $SWARMRANK_API_KEY) is sent as ``authorization: Bearer``; ``ca`` (a PEM
+        file such as a swarm's ca.crt) or ``tls=True`` (system store) make the channel TLS."""
         self.address = address
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._channel = grpc.insecure_channel(address, options=limits.GRPC_OPTIONS)
+        self._metadata = connection.metadata(connection.api_key_or_env(api_key))
+        self._channel = connection.sync_channel(address, connection.credentials(ca, tls))
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
     def __enter__(self) -> Client:
@@ -137,7 +145,7 @@ class Client:
         """Run one consensus round and return the answer with its ranking."""
         request = _ask_request(prompt, k, max_tokens, temperature, system)
         deadline = time.monotonic() + (timeout or self.timeout)
-        reply = self._call(lambda: self._stub.Ask(request, timeout=max(0.001, deadline - time.monotonic())), deadline)
+        reply = self._call(lambda: self._stub.Ask(request, metadata=self._metadata, timeout=max(0.001, deadline - time.monotonic())), deadline)
         return answer_from_pb(reply)
 
     def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
@@ -148,7 +156,7 @@ class Client:
         for attempt in range(self.retries + 1):
             started = False
             try:
-                for event in self._stub.AskStream(request, timeout=max(0.001, deadline - time.monotonic())):
+                for event in self._stub.AskStream(request, metadata=self._metadata, timeout=max(0.001, deadline - time.monotonic())):
                     started = True
                     yield event_from_pb(event)
                 return
@@ -161,22 +169,26 @@ class Client:
 
     def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
         deadline = time.monotonic() + timeout
-        return _nodes_from_pb(self._call(lambda: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=timeout), deadline))
+        return _nodes_from_pb(self._call(lambda: self._stub.ListNodes(cpb.ListNodesRequest(), metadata=self._metadata, timeout=timeout), deadline))
 
     def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
         deadline = time.monotonic() + timeout
-        return answer_from_pb(self._call(lambda: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=timeout), deadline))
+        return answer_from_pb(self._call(lambda: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), metadata=self._metadata, timeout=timeout), deadline))
 
 
 class AsyncClient:
     """asyncio client with the same methods as ``Client``."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5,
+                 api_key: str | None = None, ca: str | Path | bytes | None = None, tls: bool | None = None) -> None:
+        """``api_key`` (default: $SWARMRANK_API_KEY) is sent as ``authorization: Bearer``; ``ca`` (a PEM
+        file such as a swarm's ca.crt) or ``tls=True`` (system store) make the channel TLS."""
         self.address = address
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._channel = grpc.aio.insecure_channel(address, options=limits.GRPC_OPTIONS)
+        self._metadata = connection.metadata(connection.api_key_or_env(api_key))
+        self._channel = connection.async_channel(address, connection.credentials(ca, tls))
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
     async def __aenter__(self) -> AsyncClient:
@@ -204,7 +216,7 @@ class AsyncClient:
                   system: str | None = None, timeout: float | None = None) -> Answer:
         request = _ask_request(prompt, k, max_tokens, temperature, system)
         deadline = time.monotonic() + (timeout or self.timeout)
-        return answer_from_pb(await self._call(lambda t: self._stub.Ask(request, timeout=t), deadline))
+        return answer_from_pb(await self._call(lambda t: self._stub.Ask(request, metadata=self._metadata, timeout=t), deadline))
 
     async def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
                      system: str | None = None, timeout: float | None = None) -> AsyncIterator[Event]:
@@ -213,7 +225,7 @@ class AsyncClient:
         for attempt in range(self.retries + 1):
             started = False
             try:
-                async for event in self._stub.AskStream(request, timeout=max(0.001, deadline - time.monotonic())):
+                async for event in self._stub.AskStream(request, metadata=self._metadata, timeout=max(0.001, deadline - time.monotonic())):
                     started = True
                     yield event_from_pb(event)
                 return
@@ -225,9 +237,9 @@ class AsyncClient:
                 await asyncio.sleep(delay)
 
     async def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
-        reply = await self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=t), time.monotonic() + timeout)
+        reply = await self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), metadata=self._metadata, timeout=t), time.monotonic() + timeout)
         return _nodes_from_pb(reply)
 
     async def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
-        reply = await self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=t), time.monotonic() + timeout)
+        reply = await self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), metadata=self._metadata, timeout=t), time.monotonic() + timeout)
         return answer_from_pb(reply)

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -255,12 +256,16 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-async def start_http(app: FastAPI, listen: str, *, grace: float = 3.0) -> RunningHttp:
-    """Serve ``app`` on ``listen`` (port 0: a free one) in this event loop; returns once it accepts."""
+async def start_http(app: FastAPI, listen: str, *, grace: float = 3.0,
+                     tls_files: tuple[Path, Path] | None = None) -> RunningHttp:
+    """Serve ``app`` on ``listen`` (port 0: a free one) in this event loop; returns once it accepts.
+    ``tls_files`` (certificate chain, key): HTTPS."""
     sock = bind(listen)
     host, port = sock.getsockname()[:2]
+    certfile, keyfile = (str(tls_files[0]), str(tls_files[1])) if tls_files else (None, None)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=int(max(1, grace)), timeout_keep_alive=5)
+                            timeout_graceful_shutdown=int(max(1, grace)), timeout_keep_alive=5,
+                            ssl_certfile=certfile, ssl_keyfile=keyfile)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -1,16 +1,22 @@
 """Who may use the HTTP API: a small authenticator interface the HTTP layer calls with the bearer
 token of each request.
 
-``OpenAccess`` serves a coordinator on loopback (development) with no key. Client API keys (hashed
-in the coordinator database, scopes, rate limits) plug in as another ``Authenticator``: the HTTP
-layer only maps its ``AuthRefused`` to 401/403/429.
+``OpenAccess`` serves a coordinator without a swarm directory (loopback, or ``--insecure``) with no
+key; ``ApiKeyAuthenticator`` checks the swarm's client API keys (hashed in the coordinator database,
+scopes, rate limits), the same check the gRPC guard makes. The HTTP layer only maps
+``AuthRefused`` to 401/403/429.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Protocol
+
+from swarmrank.rpc.guard import Refused
+
+from .access import AccessControl
+
+HTTP_STATUS = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429}
 
 
 @dataclass(frozen=True)
@@ -31,35 +37,31 @@ class AuthRefused(Exception):
 
 class Authenticator(Protocol):
     def authenticate(self, token: str | None, scope: str) -> Principal:
-        """The caller behind ``token`` (None: no Authorization header) if it may act in ``scope``."""
+        """The caller behind ``token`` (None: no Authorization header) if it may act in ``scope``
+        ("ask", "read" or "admin")."""
         ...
 
 
 class OpenAccess:
-    """Everyone may ask: a coordinator on loopback without a swarm directory, or one behind an auth proxy."""
+    """Everyone may ask: a coordinator without a swarm directory (loopback, or --insecure)."""
 
     def authenticate(self, token: str | None, scope: str) -> Principal:
         return Principal("anonymous", frozenset({"ask", "read"}))
 
 
-class NoKeysConfigured:
-    """A non-loopback HTTP API with no key store: refuse every call, saying how to fix it."""
+class ApiKeyAuthenticator:
+    """The swarm's client API keys (``swarmrank keys create``)."""
+
+    def __init__(self, access: AccessControl) -> None:
+        self._access = access
 
     def authenticate(self, token: str | None, scope: str) -> Principal:
-        raise AuthRefused("this coordinator's HTTP API is on a public address and has no API keys configured; "
-                          "set up client API keys, or pass --http-allow-anonymous behind your own auth proxy",
-                          reason="no_key_store")
-
-
-def is_loopback(listen: str) -> bool:
-    """Whether ``host:port`` binds only the loopback interface."""
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        try:
+            # Reading the dashboard's data needs what asking needs: any valid key ("ask" or "admin").
+            who = self._access.authenticate_api_key(token, "admin" if scope == "admin" else "ask", f"HTTP {scope}")
+        except Refused as exc:
+            raise AuthRefused(exc.message, reason=exc.reason, status=HTTP_STATUS.get(exc.code.name, 401)) from None
+        return Principal(who.name, frozenset({"ask", "read", *(["admin"] if who.scope == "admin" else [])}))
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -68,7 +70,3 @@ def bearer_token(header: str | None) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def authenticator_for(http_listen: str, allow_anonymous: bool) -> Authenticator:
-    return OpenAccess() if allow_anonymous or is_loopback(http_listen) else NoKeysConfigured()

@@ -37,7 +37,12 @@ class CoordinatorSettings(BaseSettings):
     spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot check")
     log_level: str = "INFO"
     log_json: bool = False
+    swarm: Path | None = Field(None, description="swarm directory (swarmrank swarm init): serve TLS with its CA, "
+                               "mTLS for nodes, API keys for clients")
+    node_listen: str = Field("", description="mTLS address where nodes register (with --swarm; default: the listen "
+                             "host, port + 1)")
+    node_cert_hours: float = Field(24.0, gt=0, le=24 * 365, description="lifetime of the node certificates it issues")
+    insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
     http_listen: str = Field("", description="host:port of the OpenAI-compatible HTTP API, /metrics and the dashboard (empty: off)")
     http_max_body_bytes: int = Field(1_000_000, ge=1024, le=64_000_000, description="largest HTTP request body accepted")
-    http_allow_anonymous: bool = Field(False, description="serve the HTTP API without API keys on a non-loopback address (only behind your own auth proxy)")
     metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint of its own (empty: off; /metrics is also on the HTTP port)")

@@ -246,17 +246,48 @@ def test_no_healthy_nodes_is_503(tmp_path: Path) -> None:
         bg.close()
 
 
-def test_public_address_without_keys_refuses_and_counts(tmp_path: Path) -> None:
+def test_plaintext_http_on_a_public_address_needs_insecure(tmp_path: Path) -> None:
+    from swarmrank.rpc.tls import InsecureRefused
+
     bg = BackgroundLoop()
-    coord = RunningCoordinator(bg, coordinator_settings(tmp_path, http_listen="0.0.0.0:0"))
     try:
-        port = coord.http_address.rsplit(":", 1)[1]
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
-                       json={"model": "swarm", "messages": [{"role": "user", "content": "hi"}]})
-        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
-        assert r.headers["www-authenticate"] == "Bearer" and "API keys" in r.json()["error"]["message"]
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        assert 'swarmrank_auth_refusals_total{reason="no_key_store"} 1.0' in text
+        with pytest.raises(InsecureRefused, match="HTTP API"):
+            RunningCoordinator(bg, coordinator_settings(tmp_path, http_listen="0.0.0.0:0"))
+    finally:
+        bg.close()
+
+
+def test_swarm_serves_https_and_asks_for_api_keys(tmp_path: Path) -> None:
+    """With a swarm directory the HTTP API is HTTPS with the swarm's certificate, and every call
+    needs a client API key (the same keys, hashes and rate limits as gRPC); refusals are counted."""
+    import ssl
+
+    from swarmrank.rpc import swarm_dir
+
+    info, admin_key = swarm_dir.init(tmp_path / "swarm", [])
+    bg = BackgroundLoop()
+    coord = RunningCoordinator(bg, coordinator_settings(tmp_path, swarm=info.directory, http_listen="127.0.0.1:0"))
+    try:
+        base = f"https://{coord.http_address}"
+        verify = ssl.create_default_context(cafile=str(info.directory / "ca.crt"))
+        with httpx.Client(verify=verify, timeout=30) as http:
+            r = http.post(base + "/v1/chat/completions", json={"model": "swarm", "messages": [{"role": "user", "content": "hi"}]})
+            assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+            assert r.headers["www-authenticate"] == "Bearer" and "API key is required" in r.json()["error"]["message"]
+            r = http.get(base + "/v1/models", headers={"authorization": "Bearer sk-not-a-real-key"})
+            assert r.status_code == 401
+            client = openai.OpenAI(base_url=base + "/v1", api_key=admin_key, max_retries=0,
+                                   http_client=httpx.Client(verify=verify, timeout=30))
+            assert [m.id for m in client.models.list()] == ["swarm"]
+            with pytest.raises(openai.AuthenticationError):
+                openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0,
+                              http_client=httpx.Client(verify=verify, timeout=30)).models.list()
+            text = http.get(base + "/metrics").text
+        assert 'swarmrank_auth_refusals_total{reason="api_key_missing"} 1.0' in text
+        assert sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("swarmrank_auth_refusals_total{")) == 3
+        with pytest.raises(httpx.HTTPError):  # no plaintext on the TLS port
+            httpx.get(f"http://{coord.http_address}/v1/models", timeout=10).raise_for_status()
     finally:
         coord.stop()
         bg.close()
