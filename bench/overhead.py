@@ -177,6 +177,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=None, help="keep databases and logs here (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
+    p.add_argument("--http", action="store_true", help="also measure the HTTP API's added latency over gRPC Ask")
     return p
 
 
@@ -199,5 +200,14 @@ def run(args: argparse.Namespace, transports: Sequence[Transport]) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     result = run(args, [PLAINTEXT])
-    report(result, table(result), args.json)
+    text = table(result)
+    if args.http:
+        from . import overhead_http
+
+        with tempfile.TemporaryDirectory(prefix="swarmrank-overhead-http-") as tmp:
+            result["http"] = asyncio.run(overhead_http.measure_http(
+                (args.workdir or Path(tmp)) / "http", nodes=args.nodes, k=args.k, rounds=args.rounds,
+                warmup=args.warmup, seed=args.seed))
+        text += "\n" + overhead_http.table(result["http"])
+    report(result, text, args.json)
     return 0

@@ -13,7 +13,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import openai_format as fmt
 from .domain import RoundEvent, RoundResult
@@ -103,15 +104,10 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
         log.exception("HTTP %s %s failed", request.method, request.url.path)
         return JSONResponse(fmt.error_body("internal error", "server_error", "internal"), 500)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.http_requests.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
-        return response
+    app.add_middleware(_CountRequests, metrics=metrics)
 
-    def require(scope: str) -> Callable[[Request], Principal]:
-        def check(request: Request) -> Principal:
+    def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+        async def check(request: Request) -> Principal:  # async: no thread-pool hop per request
             try:
                 return authenticator.authenticate(bearer_token(request.headers.get("authorization")), scope)
             except AuthRefused as exc:
@@ -213,6 +209,32 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
     return app
 
 
+class _CountRequests:
+    """Requests by route and status, as a plain ASGI middleware (no extra task per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: CoordinatorMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watch)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self._metrics.http_requests.labels(route, str(status)).inc()
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handling: the coordinator's composition root owns SIGTERM."""
 
@@ -244,7 +266,9 @@ def bind(listen: str) -> socket.socket:
     host, _, port = listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says TCP; with proto 0, Nagle meets delayed ACKs and every reply waits ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, int(port)))

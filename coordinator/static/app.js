@@ -16,8 +16,13 @@ function el(tag, attrs = {}, ...children) {
 const short = (id) => (id || "").slice(0, 8);
 const pct = (x) => (100 * x).toFixed(0);
 
+// In a private swarm the API wants a client API key: open the page as /#key=YOUR_KEY (the fragment
+// never reaches the server's logs); it is sent as "Authorization: Bearer".
+const KEY = new URLSearchParams(location.hash.slice(1)).get("key") || "";
+const HEADERS = KEY ? { Authorization: `Bearer ${KEY}` } : {};
+
 async function getJSON(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  const r = await fetch(path, { cache: "no-store", headers: HEADERS });
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r.json();
 }
@@ -149,18 +154,46 @@ function addRound(r, fresh) {
   document.getElementById("round-count").textContent = `${box.children.length} shown`;
 }
 
+// Server-sent events read with fetch (EventSource cannot send an Authorization header); reconnects.
+async function follow(onEvent) {
+  const live = document.getElementById("live");
+  for (;;) {
+    try {
+      const r = await fetch("/api/events", { headers: HEADERS, cache: "no-store" });
+      if (!r.ok || !r.body) throw new Error(`/api/events: HTTP ${r.status}`);
+      live.textContent = "live"; live.className = "pill on";
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+          let kind = "message", data = "";
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) kind = line.slice(6).trim();
+            else if (line.startsWith("data:")) data += line.slice(5).trim();
+          }
+          if (data) await onEvent(kind, data);
+        }
+      }
+    } catch (e) { console.warn(e); }
+    live.textContent = "reconnecting…"; live.className = "pill off";
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
 async function start() {
   await refreshNodes().catch(console.error);
   const rounds = await getJSON("/api/rounds").catch(() => []);
   rounds.reverse().forEach((r) => addRound(r, false));
   refreshLedger().catch(console.error);
-  const live = document.getElementById("live");
-  const events = new EventSource("/api/events");
-  events.onopen = () => { live.textContent = "live"; live.className = "pill on"; };
-  events.onerror = () => { live.textContent = "reconnecting…"; live.className = "pill off"; };
-  events.addEventListener("round", async (e) => {
+  follow(async (kind, data) => {
+    if (kind !== "round") return;
     await refreshNodes().catch(console.error);
-    addRound(JSON.parse(e.data), true);
+    addRound(JSON.parse(data), true);
     refreshLedger().catch(console.error);
   });
   setInterval(() => refreshNodes().catch(console.error), 5000);  // health changes without rounds too

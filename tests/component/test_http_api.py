@@ -296,7 +296,7 @@ def test_swarm_serves_https_and_asks_for_api_keys(tmp_path: Path) -> None:
 def test_dashboard_api_and_event_stream(swarm: Swarm) -> None:
     page = httpx.get(swarm.base + "/")
     assert page.status_code == 200 and "/static/app.js" in page.text
-    assert "EventSource" in httpx.get(swarm.base + "/static/app.js").text
+    assert "/api/events" in httpx.get(swarm.base + "/static/app.js").text
     assert httpx.get(swarm.base + "/static/../settings.py").status_code == 404
     with httpx.Client(timeout=60) as http, http.stream("GET", swarm.base + "/api/events") as events:
         asked = swarm.client().chat.completions.create(model="swarm", messages=[{"role": "user", "content": QUESTION}])
