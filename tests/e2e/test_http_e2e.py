@@ -47,7 +47,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_openai_package_against_real_models(api: str) -> None:
-    client = openai.OpenAI(base_url=api + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=600)
+    client = openai.OpenAI(base_url=api + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=1800)
     assert [m.id for m in client.models.list()] == ["swarm", *sorted(MODELS)]
     reply = client.chat.completions.create(model="swarm", max_tokens=24,
                                            messages=[{"role": "user", "content": "What is the capital of France?"}])
