@@ -72,6 +72,7 @@ class Transport:
     node_args: Callable[[Path], Sequence[str]] = lambda workdir: ()
     node_channel: Callable[[Path, str], grpc.aio.Channel] = lambda workdir, address: plaintext_channel(address)
     round_call: Callable[[ProcessSwarm, int], Awaitable[tuple[RoundCall, Callable[[], Awaitable[None]]]]] = grpc_ask
+    client_options: Callable[[Path], dict[str, Any]] = lambda workdir: {}  # how the harness's SDK client connects
 
 
 PLAINTEXT = Transport("grpc")
@@ -134,7 +135,8 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
     workdir.mkdir(parents=True, exist_ok=True)
     coordinator_args = ["--seed", str(seed), "--spot-check-rate", "0", "--k", str(k),
                         *transport.coordinator_args(workdir)]
-    async with ProcessSwarm(workdir, nodes, coordinator_args, transport.node_args(workdir)) as swarm:
+    async with ProcessSwarm(workdir, nodes, coordinator_args, transport.node_args(workdir),
+                            client_options=transport.client_options(workdir)) as swarm:
         channels = [transport.node_channel(workdir, a) for a in swarm.node_addresses]
         bare = BareFanOut(channels, k, np.random.default_rng(seed))
         ask, close = await transport.round_call(swarm, k)
@@ -177,6 +179,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=None, help="keep databases and logs here (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
+    p.add_argument("--tls", action="store_true", help="also measure a private swarm (mTLS to nodes, TLS + API key to the "
+                   "coordinator) in the same run and report its round latency against plaintext")
     p.add_argument("--http", action="store_true", help="also measure the HTTP API's added latency over gRPC Ask")
     return p
 

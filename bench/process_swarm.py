@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from swarmrank.client.sdk import AsyncClient
 
@@ -96,10 +97,10 @@ def start_node(workdir: Path, index: int, coordinator: str, extra_args: Sequence
     return Daemon(process, m.group(2), workdir / f"node{index}.log", node_id=m.group(1))
 
 
-async def wait_healthy(address: str, count: int, timeout: float = 300.0) -> None:
+async def wait_healthy(address: str, count: int, timeout: float = 300.0, **client_options: Any) -> None:
     """Until ``count`` nodes are healthy at the coordinator (admission includes calibration)."""
     deadline = time.monotonic() + timeout
-    async with AsyncClient(address, retries=0) as client:
+    async with AsyncClient(address, retries=0, **client_options) as client:
         while True:
             try:
                 healthy = sum(n.state == "healthy" for n in await client.nodes(timeout=10))
@@ -122,6 +123,7 @@ class ProcessSwarm:
     node_args: Sequence[str] = ()
     coordinator: Daemon | None = None
     node_daemons: list[Daemon] = field(default_factory=list)
+    client_options: dict[str, Any] = field(default_factory=dict)  # TLS CA and API key of a private swarm
 
     @property
     def address(self) -> str:
@@ -137,7 +139,7 @@ class ProcessSwarm:
         self.coordinator = await asyncio.to_thread(start_coordinator, self.workdir, self.coordinator_args)
         self.node_daemons = list(await asyncio.gather(*(
             asyncio.to_thread(start_node, self.workdir, i, self.address, self.node_args) for i in range(self.nodes))))
-        await wait_healthy(self.address, self.nodes)
+        await wait_healthy(self.address, self.nodes, **self.client_options)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -175,7 +175,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     elif args.target == "live":
         from swarmrank.bench.live import main as bench_main
     elif args.target == "overhead":
-        from swarmrank.bench.overhead import main as bench_main
+        from swarmrank.bench.tls_transport import main as bench_main  # overhead, and its --tls path
     elif args.target == "load":
         from swarmrank.bench.load import main as bench_main
     elif args.target == "scale":

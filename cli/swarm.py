@@ -2,6 +2,7 @@
 
     swarmrank swarm init DIR [--advertise NAMES]      CA, coordinator certificate, admin key, libp2p swarm key
     swarmrank swarm invite --swarm DIR [--ttl 1h] [--uses 1]   print a join token for a node
+    swarmrank swarm revoke-token TOKEN_ID             refuse a token from now on
     swarmrank keys create NAME [--scope ask|admin] [--rate N/min] | list | revoke NAME
     swarmrank nodes remove NODE_ID                    revoke a node's certificate (admin)
 
@@ -90,6 +91,14 @@ def cmd_invite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revoke_token(args: argparse.Namespace) -> int:
+    address, options = connection(args)
+    with AdminClient(address, **options) as admin:
+        admin.revoke_join_token(args.token_id)
+    print(f"join token {args.token_id} revoked")
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     address, options = connection(args)
     with AdminClient(address, **options) as admin:
@@ -142,6 +151,12 @@ def add_parser(sub: Any) -> None:
     invite.add_argument("--uses", type=int, default=1, help="how many nodes may join with it (default 1)")
     invite.add_argument("--json", action="store_true")
     invite.set_defaults(func=cmd_invite)
+
+    revoke = swarm.add_parser("revoke-token", help="revoke a join token by its id (printed by invite) (admin)")
+    revoke.add_argument("token_id")
+    revoke.add_argument("--coordinator", default=None, help="coordinator address (default: from --swarm)")
+    add_connection_flags(revoke)
+    revoke.set_defaults(func=cmd_revoke_token)
 
     keys = sub.add_parser("keys", help="client API keys (admin)")
     keys.add_argument("action", choices=["create", "list", "revoke"])

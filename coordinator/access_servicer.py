@@ -95,7 +95,7 @@ class AccessServicer(access_pb2_grpc.AccessServicer):
         self._registry.mark_failed(request.node_id)  # no new work at once; its heartbeats are refused from now on
         caller = CALLER.get()
         by = getattr(caller, "name", "")
-        self._registry.record([], summaries=[{"kind": "node_removed", "node": request.node_id, "ts": self._registry.clock(),
+        await self._registry.record([], summaries=[{"kind": "node_removed", "node": request.node_id, "ts": self._registry.clock(),
                                               "certificates_revoked": revoked, "by": by, "reason": request.reason[:200]}])
         log.warning("node %s removed by %s: %d certificate(s) revoked", request.node_id, by or "?", revoked)
         return apb.RemoveNodeResponse(certificates_revoked=revoked)

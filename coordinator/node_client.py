@@ -101,7 +101,7 @@ class GrpcNodeClient:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._credentials = credentials
 
-    def _stub(self, address: str) -> node_pb2_grpc.NodeStub:
+    def _stub(self, address: str) -> node_pb2_grpc.NodeAsyncStub:
         channel = self._channels.get(address)
         if channel is None:
             if self._credentials is None:

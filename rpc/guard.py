@@ -42,7 +42,7 @@ def bearer_of(metadata: Any) -> str | None:
     return None
 
 
-class Guard(grpc.aio.ServerInterceptor):
+class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
         self._peers = PeerCerts()
@@ -61,7 +61,7 @@ class Guard(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        method: str = details.method  # type: ignore[attr-defined]
+        method: str = details.method
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         check = self._check

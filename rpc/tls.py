@@ -95,7 +95,7 @@ def fetch_pinned_ca(address: str, ca_fingerprint: str, timeout: float = 10.0) ->
     context.set_alpn_protocols(["h2"])
     with socket.create_connection((host, int(port)), timeout=timeout) as raw, \
             context.wrap_socket(raw, server_hostname=host or None) as conn:
-        chain = conn._sslobj.get_unverified_chain() or []  # type: ignore[union-attr]
+        chain = conn._sslobj.get_unverified_chain() or []  # type: ignore[attr-defined]
         ders = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
     for der in ders:
         cert = x509.load_der_x509_certificate(der)

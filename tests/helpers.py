@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ class BackgroundLoop:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
 
-    def run(self, coro, timeout: float = 120.0):  # type: ignore[no-untyped-def]
+    def run(self, coro, timeout: float = 120.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
@@ -99,7 +100,7 @@ class BackgroundLoop:
 class RunningNode:
     """A real node daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, bg: BackgroundLoop, settings, backend: Backend | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bg: BackgroundLoop, settings, backend: Backend | None = None) -> None:
         from swarmrank.node.daemon import serve
 
         self._bg = bg
@@ -137,7 +138,7 @@ __all__ = ["BackgroundLoop", "GatedBackend", "RunningNode", "build_bigram_onnx",
 class RunningCoordinator:
     """A real coordinator daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, bg: BackgroundLoop, settings, client=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bg: BackgroundLoop, settings, client=None) -> None:
         from swarmrank.coordinator.daemon import serve
 
         self._bg = bg
@@ -175,7 +176,8 @@ CORPORA = {
 }
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, interval: float = 0.05) -> None:
+    """Until ``predicate()``; ``timeout`` is an overall limit for a loaded machine, not an expected time."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -185,12 +187,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: flo
         time.sleep(interval)
 
 
-def coordinator_settings(tmp_path: Path, **overrides: object):  # type: ignore[no-untyped-def]
+def coordinator_settings(tmp_path: Path, **overrides: object):
     """Settings for a test coordinator: its own database and key under ``tmp_path``, an ephemeral port.
     Tiny test models cannot pass arithmetic calibration, so the threshold defaults to 0 here: nodes
     are still calibrated (the score is recorded as evidence) but always admitted."""
     from swarmrank.coordinator.settings import CoordinatorSettings
 
-    values = {"listen": "127.0.0.1:0", "db": tmp_path / "c.db", "key_path": tmp_path / "coordinator.key",
+    values: dict[str, Any] = {"listen": "127.0.0.1:0", "db": tmp_path / "c.db", "key_path": tmp_path / "coordinator.key",
               "calibration_threshold": 0.0, "spot_check_rate": 0.0, **overrides}
     return CoordinatorSettings(**values)

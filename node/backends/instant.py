@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from swarmrank.protos.types import ModelInfo, Preference, Role
 
-from ..answers import same_answer
+from swarmrank.protos.answers import same_answer
 from .base import Completion, GenerationParams, PairVerdict
 
 _ARITHMETIC = re.compile(r"What is (-?\d+) ([-+*]) (-?\d+)\?")

@@ -16,7 +16,7 @@ import pytest
 from swarmrank.bench.local_swarm import LocalSwarm
 from swarmrank.coordinator import reputation
 from swarmrank.coordinator.calibration import ChallengeBank
-from swarmrank.node.answers import same_answer
+from swarmrank.protos.answers import same_answer
 from swarmrank.node.backends.adversarial import Adversary
 from swarmrank.node.backends.replay import ReplayBackend
 
@@ -60,9 +60,9 @@ async def play(tmp_path: Path, adversaries: list[Adversary], rounds: int = ROUND
                 honest_votes = Counter(b.recorded(q.question) for b in honest)
                 if same_answer(answer.text, q.answer) is False and honest_votes.most_common(1)[0][0] == q.answer:
                     report["mistakes" if r >= WARM_UP else "warm_up_mistakes"].append(r)
-                weights: Counter[str] = Counter()
+                weights: Counter[str] = Counter()  # summed judge weights (floats)
                 for j in answer.judgments:
-                    weights[ids.get(j.judge_node_id, "?")] += j.weight
+                    weights[ids.get(j.judge_node_id, "?")] += j.weight  # type: ignore[assignment]
                 report["weights"].append(weights)
                 await asyncio.sleep(0.05)  # let the spot check that may follow this round run
                 for node in await client.nodes():

@@ -11,14 +11,14 @@ import pytest
 
 from helpers import RunningCoordinator, coordinator_settings
 from swarmrank.client import (
-    AsyncClient, Client, Completed, Dispatched, InvalidRequest, JudgingProgress, NotFound, Unavailable,
+    AsyncClient, Client, Completed, Dispatched, Event, InvalidRequest, JudgingProgress, NotFound, Unavailable,
 )
 from swarmrank.cli.main import main
 from swarmrank.cli.config import load_settings
 from swarmrank.node.settings import NodeSettings
 
 
-def test_sync_client_ask_stream_nodes_round(swarm) -> None:  # type: ignore[no-untyped-def]
+def test_sync_client_ask_stream_nodes_round(swarm) -> None:
     coord, nodes, _ = swarm
     with Client(coord.address) as client:
         answer = client.ask("The capital of France", k=3)
@@ -32,7 +32,7 @@ def test_sync_client_ask_stream_nodes_round(swarm) -> None:  # type: ignore[no-u
         assert sum(n.rounds for n in listed) > 0
 
 
-def test_typed_errors(swarm) -> None:  # type: ignore[no-untyped-def]
+def test_typed_errors(swarm) -> None:
     coord, _, _ = swarm
     with Client(coord.address) as client:
         with pytest.raises(InvalidRequest, match="prompt is empty") as info:
@@ -42,7 +42,7 @@ def test_typed_errors(swarm) -> None:  # type: ignore[no-untyped-def]
             client.round("missing")
 
 
-def test_unavailable_is_retried_then_raised(bg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unavailable_is_retried_then_raised(bg, tmp_path) -> None:
     coord = RunningCoordinator(bg, coordinator_settings(tmp_path))
     try:
         with Client(coord.address, retries=2, backoff=0.01) as client:
@@ -55,10 +55,10 @@ def test_unavailable_is_retried_then_raised(bg, tmp_path) -> None:  # type: igno
             client.nodes(timeout=2)
 
 
-def test_async_client(swarm) -> None:  # type: ignore[no-untyped-def]
+def test_async_client(swarm) -> None:
     coord, _, _ = swarm
 
-    async def go() -> tuple[str, list[object]]:
+    async def go() -> tuple[str, list[Event]]:
         async with AsyncClient(coord.address) as client:
             answer = await client.ask("The capital of France")
             events = [e async for e in client.stream("The capital of France", k=2)]
@@ -68,7 +68,7 @@ def test_async_client(swarm) -> None:  # type: ignore[no-untyped-def]
     assert text and isinstance(events[-1], Completed) and len(events[-1].answer.candidates) == 2
 
 
-def test_cli_ask_json_and_nodes(swarm, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_ask_json_and_nodes(swarm, capsys) -> None:
     coord, _, _ = swarm
     assert main(["ask", "The capital of France", "--coordinator", coord.address, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -87,7 +87,7 @@ def test_help_explains_every_command() -> None:
         assert command in out.stdout
 
 
-def test_settings_precedence(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_settings_precedence(tmp_path, monkeypatch) -> None:
     config = tmp_path / "node.toml"
     config.write_text('model = "gemma3-270m"\nmax_queue = 3\nlisten = "127.0.0.1:7000"\n')
     monkeypatch.setenv("SWARMRANK_NODE_MAX_QUEUE", "5")
@@ -100,7 +100,7 @@ def test_settings_precedence(tmp_path, monkeypatch) -> None:  # type: ignore[no-
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
-def test_demo_children_die_with_a_killed_demo(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_demo_children_die_with_a_killed_demo(tmp_path) -> None:
     """A child the demo started asks the kernel for SIGTERM when the demo dies, even by SIGKILL,
     and is spawned without a fork-time hook (the demo's gRPC threads make those unsafe)."""
     import os

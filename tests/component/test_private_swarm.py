@@ -125,6 +125,8 @@ def test_api_key_refusals(private: PrivateSwarm, caplog: pytest.LogCaptureFixtur
         with Client(private.address, api_key=key or None, ca=private.info.ca_path, retries=0) as c:
             with pytest.raises(error, match=message):
                 c.nodes()
+    with Client(private.address, ca=private.info.ca_path, retries=0) as c, pytest.raises(Unauthenticated):
+        list(c.stream("The capital of France"))  # streaming calls are guarded too
     with private.client(ask_key) as c:  # the right key works
         assert len(c.nodes()) == 3
     with private.admin(ask_key) as admin, pytest.raises(PermissionDenied, match="needs admin") as refused:
