@@ -39,6 +39,7 @@ from .supervisor import Supervisor
 log = logging.getLogger("swarmrank.coordinator")
 
 Emit = Callable[[RoundEvent], None]
+SPOT_CHECK_TASK = "spot check"  # the name of each spot check's task (LocalSwarm.settle waits for them)
 
 
 def _ignore(event: RoundEvent) -> None:
@@ -285,7 +286,7 @@ class RoundRunner:
             return
         challenge = spot_checks.choose(self._bank, self._rng, self._settings.spot_check_rate)
         if challenge is not None:
-            await self._spot_checks.spawn(self.run(AskParams(prompt=challenge.question), spot_check=challenge), "spot check")
+            await self._spot_checks.spawn(self.run(AskParams(prompt=challenge.question), spot_check=challenge), SPOT_CHECK_TASK)
 
     async def close(self) -> None:
         await self._spot_checks.close()

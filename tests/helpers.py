@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
@@ -97,15 +97,35 @@ class BackgroundLoop:
         self._thread.join(10)
 
 
-class RunningNode:
+class _RunningDaemon:
+    """A real daemon's ``serve`` coroutine on the background loop, until ``stop``."""
+
+    def __init__(self, bg: BackgroundLoop, serve: Callable[[asyncio.Event], Awaitable[None]], ready: threading.Event) -> None:
+        self._bg = bg
+        self._stop: asyncio.Event | None = None
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await serve(self._stop)
+
+        self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
+        while not ready.wait(0.1):
+            if self.task.done():
+                self.task.result()  # raises the start-up error
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._bg.loop.call_soon_threadsafe(self._stop.set)
+        self.task.result(60)
+
+
+class RunningNode(_RunningDaemon):
     """A real node daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
 
     def __init__(self, bg: BackgroundLoop, settings, backend: Backend | None = None) -> None:
         from swarmrank.node.daemon import serve
 
-        self._bg = bg
         ready = threading.Event()
-        self._stop: asyncio.Event | None = None
         self.node_id = ""
         self.address = ""
 
@@ -113,37 +133,16 @@ class RunningNode:
             self.node_id, self.address = node_id, address
             ready.set()
 
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await serve(settings, backend=backend, on_ready=on_ready, stop=self._stop)
-
-        self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
-        while not ready.wait(0.1):
-            if self.task.done():
-                self.task.result()  # raises the start-up error
-        
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._bg.loop.call_soon_threadsafe(self._stop.set)
-        self.task.result(60)
+        super().__init__(bg, lambda stop: serve(settings, backend=backend, on_ready=on_ready, stop=stop), ready)
 
 
-def fake_info(name: str = "fake") -> ModelInfo:
-    return ModelInfo(name=name, family="test", runtime="test")
-
-
-__all__ = ["BackgroundLoop", "GatedBackend", "RunningNode", "build_bigram_onnx", "fake_info", "Preference"]
-
-
-class RunningCoordinator:
+class RunningCoordinator(_RunningDaemon):
     """A real coordinator daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
 
     def __init__(self, bg: BackgroundLoop, settings, client=None) -> None:
         from swarmrank.coordinator.daemon import serve
 
-        self._bg = bg
         ready = threading.Event()
-        self._stop: asyncio.Event | None = None
         self.address = ""
         self.http_address = ""  # host:port of the HTTP API when settings.http_listen is set
 
@@ -154,19 +153,15 @@ class RunningCoordinator:
         def on_http_ready(address: str) -> None:
             self.http_address = address
 
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await serve(settings, client=client, on_ready=on_ready, stop=self._stop, on_http_ready=on_http_ready)
+        super().__init__(bg, lambda stop: serve(settings, client=client, on_ready=on_ready, stop=stop,
+                                                on_http_ready=on_http_ready), ready)
 
-        self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
-        while not ready.wait(0.1):
-            if self.task.done():
-                self.task.result()
 
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._bg.loop.call_soon_threadsafe(self._stop.set)
-        self.task.result(60)
+def fake_info(name: str = "fake") -> ModelInfo:
+    return ModelInfo(name=name, family="test", runtime="test")
+
+
+__all__ = ["BackgroundLoop", "GatedBackend", "RunningNode", "build_bigram_onnx", "fake_info", "Preference"]
 
 
 CORPORA = {

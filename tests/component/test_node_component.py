@@ -14,7 +14,6 @@ from helpers import GatedBackend, RunningNode, wait_for
 from swarmrank.node.backends.onnx import OnnxBackend
 from swarmrank.node.settings import NodeSettings
 from swarmrank.protos import PROTOCOL_VERSION, signing
-from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import node_pb2 as pb
 from swarmrank.protos.v1 import node_pb2_grpc
 
@@ -180,26 +179,3 @@ def test_cancellation_stops_the_model_and_full_queue_is_refused(bg, tmp_path, bi
     finally:
         gate.set()
         n.stop()
-
-
-def test_key_file_is_private_and_stable(tmp_path) -> None:
-    path = tmp_path / "keys" / "node.key"
-    a = Identity.load_or_create(path)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert Identity.load_or_create(path).node_id == a.node_id
-    assert "PRIVATE" not in repr(a) and a.node_id in repr(a)
-    path.chmod(0o644)
-    with pytest.raises(PermissionError, match="chmod 600"):
-        Identity.load_or_create(path)
-
-
-def test_onnx_gpu_path(bigram_onnx) -> None:
-    import onnxruntime
-
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        pytest.skip("no CUDA execution provider (onnxruntime-gpu on a GPU machine)")
-    backend = OnnxBackend(bigram_onnx, device="cuda")
-    assert backend.info.device == "cuda" and backend.providers[0] == "CUDAExecutionProvider"
-    from swarmrank.node.backends.base import GenerationParams
-
-    assert list(backend.stream(GenerationParams("The capital", max_tokens=5), lambda: False))[-1].completion_tokens == 5
