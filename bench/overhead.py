@@ -205,13 +205,5 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     result = run(args, [PLAINTEXT])
     text = table(result)
-    if args.http:
-        from . import overhead_http
-
-        with tempfile.TemporaryDirectory(prefix="swarmrank-overhead-http-") as tmp:
-            result["http"] = asyncio.run(overhead_http.measure_http(
-                (args.workdir or Path(tmp)) / "http", nodes=args.nodes, k=args.k, rounds=args.rounds,
-                warmup=args.warmup, seed=args.seed))
-        text += "\n" + overhead_http.table(result["http"])
     report(result, text, args.json)
     return 0

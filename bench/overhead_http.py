@@ -9,7 +9,10 @@ kept-alive connection instead of HTTP/2. Goal: at most 2 ms at p50.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -75,3 +78,11 @@ def table(r: dict[str, Any]) -> str:
     return (f"HTTP API vs gRPC Ask (same swarm, alternating): gRPC p50 {g['p50_ms']:.2f}ms p99 {g['p99_ms']:.2f}ms, "
             f"HTTP p50 {h['p50_ms']:.2f}ms p99 {h['p99_ms']:.2f}ms, added {r['http_added_ms_p50']:+.2f}ms at p50 "
             f"(goal <= {r['goal_ms']:.0f} ms: {'met' if r['goal_met'] else 'NOT met'})")
+
+
+def measure_into(result: dict[str, Any], args: argparse.Namespace) -> str:
+    """Measure with ``overhead``'s options, store it as ``result["http"]``, return the table line."""
+    with tempfile.TemporaryDirectory(prefix="swarmrank-overhead-http-") as tmp:
+        result["http"] = asyncio.run(measure_http((args.workdir or Path(tmp)) / "http", nodes=args.nodes, k=args.k,
+                                                  rounds=args.rounds, warmup=args.warmup, seed=args.seed))
+    return table(result["http"])

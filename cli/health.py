@@ -18,8 +18,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     address = args.address or os.environ.get("SWARMRANK_HEALTH_ADDRESS", DEFAULT)
     try:
         with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=args.service),
-                                                              timeout=args.timeout)
+            reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
     except grpc.RpcError as exc:
         print(f"{address}: {exc.code().name} {exc.details() or ''}".rstrip(), file=sys.stderr)
         return 1

@@ -75,13 +75,13 @@ def test_dashboard_shows_live_rounds_in_chromium(live: str, tmp_path: Path) -> N
             asked = [client.chat.completions.create(model="swarm", messages=[{"role": "user", "content": q}])
                      for q in QUESTIONS]
             for reply in asked:  # each round arrives through server-sent events, newest first
-                round_id = reply.model_extra["swarm"]["round_id"]
+                round_id = (reply.model_extra or {})["swarm"]["round_id"]
                 expect(page.locator(f'[data-round="{round_id}"]')).to_be_visible(timeout=60_000)
             newest = page.locator(".round").first
             expect(newest.locator(".q")).to_have_text(list(QUESTIONS)[-1])
             expect(newest.locator(".a")).to_have_text("The answer is Mars.")
-            verdicts = len(asked[-1].model_extra["swarm"]["judgments"])
-            expect(newest.locator(".graph svg path")).to_have_count(verdicts + len(asked[-1].model_extra["swarm"]["judges"]))
+            verdicts = len((asked[-1].model_extra or {})["swarm"]["judgments"])
+            expect(newest.locator(".graph svg path")).to_have_count(verdicts + len((asked[-1].model_extra or {})["swarm"]["judges"]))
             expect(page.locator("#ledger")).to_contain_text("ledger verified", timeout=60_000)
             expect(page.locator("#nodes tbody tr").first.locator("svg polyline")).to_have_count(2)
             shot = tmp_path / "dashboard.png"

@@ -236,7 +236,7 @@ def test_no_healthy_nodes_is_503(tmp_path: Path) -> None:
             with pytest.raises(openai.APIStatusError) as info:
                 result = client.chat.completions.create(model="swarm", messages=[{"role": "user", "content": "hi"}],
                                                         stream=stream)
-                list(result) if stream else None  # type: ignore[call-overload]
+                list(result) if stream else None
             assert info.value.status_code == 503 and "healthy node" in info.value.message
         assert [m.id for m in client.models.list()] == ["swarm"]
         text = httpx.get(base + "/metrics").text
