@@ -120,9 +120,9 @@ async def measure_interleaved(transports: Sequence[Transport], workdir: Path, *,
                 await call(prompt)
                 if i >= warmup:
                     times[name][path].append(time.perf_counter() - started)
-    out = {}
-    for name, t in times.items():
-        r, b = latency_summary(t["round"]), latency_summary(t["bare"])
+    out: dict[str, dict[str, Any]] = {}
+    for name, samples in times.items():
+        r, b = latency_summary(samples["round"]), latency_summary(samples["bare"])
         out[name] = {"round": r, "bare_fanout": b, "overhead_ms_p50": round(r["p50_ms"] - b["p50_ms"], 3),
                      "overhead_ratio": round(r["p50_ms"] / b["p50_ms"], 4)}
     return out

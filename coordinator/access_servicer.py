@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import grpc
 
@@ -27,7 +28,7 @@ class AccessServicer(access_pb2_grpc.AccessServicer):
         self._registry = registry
         self.node_port = node_port  # set once the mTLS port is bound
 
-    async def _refuse(self, context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
         if isinstance(exc, Refused):
             log.warning("refused %s: %s", exc.reason, exc.message)
             await context.abort(exc.code, exc.message)
@@ -38,7 +39,7 @@ class AccessServicer(access_pb2_grpc.AccessServicer):
         return apb.CertificateResponse(certificate_pem=pem, ca_pem=self._access.creds.ca_pem, swarm_id=self._access.swarm_id,
                                        node_port=self.node_port, expires_unix=expires)
 
-    async def Join(self, request: apb.JoinRequest, context: grpc.aio.ServicerContext) -> apb.CertificateResponse:
+    async def Join(self, request: apb.JoinRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.CertificateResponse:
         try:
             pem, expires = self._access.join(request.token, request.public_key, request.csr, request.signature)
         except (Refused, ValueError) as exc:
@@ -46,7 +47,7 @@ class AccessServicer(access_pb2_grpc.AccessServicer):
             raise
         return self._certificate(pem, expires)
 
-    async def Renew(self, request: apb.RenewRequest, context: grpc.aio.ServicerContext) -> apb.CertificateResponse:
+    async def Renew(self, request: apb.RenewRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.CertificateResponse:
         try:
             pem, expires = self._access.renew(request.public_key, request.csr, request.signature)
         except (Refused, ValueError) as exc:
@@ -54,7 +55,7 @@ class AccessServicer(access_pb2_grpc.AccessServicer):
             raise
         return self._certificate(pem, expires)
 
-    async def CreateJoinToken(self, request: apb.CreateJoinTokenRequest, context: grpc.aio.ServicerContext) -> apb.CreateJoinTokenResponse:
+    async def CreateJoinToken(self, request: apb.CreateJoinTokenRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.CreateJoinTokenResponse:
         try:
             token, expires = self._access.create_token(request.ttl_seconds or 3600.0, request.uses or 1)
         except ValueError as exc:
@@ -62,14 +63,14 @@ class AccessServicer(access_pb2_grpc.AccessServicer):
             raise
         return apb.CreateJoinTokenResponse(token=str(token), token_id=token.token_id, expires_unix=expires)
 
-    async def RevokeJoinToken(self, request: apb.RevokeJoinTokenRequest, context: grpc.aio.ServicerContext) -> apb.Empty:
+    async def RevokeJoinToken(self, request: apb.RevokeJoinTokenRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.Empty:
         try:
             self._access.revoke_token(request.token_id)
         except LookupError as exc:
             await self._refuse(context, exc)
         return apb.Empty()
 
-    async def CreateApiKey(self, request: apb.CreateApiKeyRequest, context: grpc.aio.ServicerContext) -> apb.CreateApiKeyResponse:
+    async def CreateApiKey(self, request: apb.CreateApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.CreateApiKeyResponse:
         try:
             key, record = self._access.create_key(request.name, request.scope or "ask", request.rate_per_minute)
         except ValueError as exc:
@@ -77,17 +78,17 @@ class AccessServicer(access_pb2_grpc.AccessServicer):
             raise
         return apb.CreateApiKeyResponse(key=key, info=_key_info(record))
 
-    async def ListApiKeys(self, request: apb.ListApiKeysRequest, context: grpc.aio.ServicerContext) -> apb.ListApiKeysResponse:
+    async def ListApiKeys(self, request: apb.ListApiKeysRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.ListApiKeysResponse:
         return apb.ListApiKeysResponse(keys=[_key_info(r) for r in self._access.list_keys()])
 
-    async def RevokeApiKey(self, request: apb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext) -> apb.Empty:
+    async def RevokeApiKey(self, request: apb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.Empty:
         try:
             self._access.revoke_key(request.name)
         except LookupError as exc:
             await self._refuse(context, exc)
         return apb.Empty()
 
-    async def RemoveNode(self, request: apb.RemoveNodeRequest, context: grpc.aio.ServicerContext) -> apb.RemoveNodeResponse:
+    async def RemoveNode(self, request: apb.RemoveNodeRequest, context: grpc.aio.ServicerContext[Any, Any]) -> apb.RemoveNodeResponse:
         node = self._registry.get(request.node_id)
         if node is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no node {request.node_id!r} in this swarm")

@@ -37,7 +37,8 @@ def build_backend(settings: NodeSettings, progress: catalogue.Progress | None = 
         entry = None if settings.model_path else catalogue.lookup(settings.model)
         path = settings.model_path or catalogue.prepare(settings.model, settings.cache_dir, progress=progress)
         return LlamaCppBackend(
-            path, entry, n_ctx=settings.n_ctx, n_threads=settings.n_threads or None, n_gpu_layers=settings.n_gpu_layers
+            path, entry, n_ctx=settings.n_ctx, n_threads=settings.n_threads or None, n_gpu_layers=settings.n_gpu_layers,
+            judge_mode=settings.judge_mode,
         )
     if settings.backend == "instant":
         from .backends.instant import InstantBackend

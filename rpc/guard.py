@@ -42,13 +42,13 @@ def bearer_of(metadata: Any) -> str | None:
     return None
 
 
-class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class Guard(grpc.aio.ServerInterceptor):
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
         self._peers = PeerCerts()
         self.refusals: collections.Counter[str] = collections.Counter()  # reason -> count (for metrics)
 
-    async def _check(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    async def _check(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         try:
             self._policy.authorize(method, self._peers.of(context), bearer_of(context.invocation_metadata()))
         except Refused as exc:
@@ -57,26 +57,26 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             await context.abort(exc.code, exc.message)
 
     async def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         method: str = details.method
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         check = self._check
         if handler.unary_unary is not None:
-            inner_uu = handler.unary_unary
+            inner_uu: Any = handler.unary_unary  # an async handler on an aio server
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 await check(method, context)
                 return await inner_uu(request, context)
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, handler.request_deserializer, handler.response_serializer)
         if handler.unary_stream is not None:
-            inner_us = handler.unary_stream
+            inner_us: Any = handler.unary_stream
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
                 await check(method, context)
                 async for item in inner_us(request, context):
                     yield item

@@ -9,6 +9,7 @@ import ssl
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from cryptography import x509
@@ -39,7 +40,9 @@ def dynamic_server_credentials(current: Callable[[], tuple[bytes, bytes]], ca_pe
         served[0] = pair
         return config(pair)
 
-    return grpc.dynamic_ssl_server_credentials(config(served[0]), fetch, require_client_authentication=True)
+    # grpc keeps the current configuration when the fetcher returns None (its stubs say otherwise)
+    return grpc.dynamic_ssl_server_credentials(config(served[0]), fetch,  # type: ignore[arg-type]
+                                               require_client_authentication=True)
 
 
 def channel_credentials(ca_pem: bytes | None, key_pem: bytes | None = None, chain_pem: bytes | None = None) -> grpc.ChannelCredentials:
@@ -68,8 +71,8 @@ class PeerCerts:
     def __init__(self) -> None:
         self._cache: OrderedDict[bytes, PeerCert] = OrderedDict()
 
-    def of(self, context: grpc.aio.ServicerContext) -> PeerCert | None:
-        pems = context.auth_context().get("x509_pem_cert")
+    def of(self, context: grpc.aio.ServicerContext[Any, Any]) -> PeerCert | None:
+        pems = list(context.auth_context().get("x509_pem_cert") or ())
         if not pems:
             return None
         pem = pems[0]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import grpc
+from pydantic import SecretStr
 import pytest
 
 from helpers import RunningCoordinator, RunningNode, build_bigram_onnx, coordinator_settings, wait_for
@@ -31,7 +32,7 @@ CORPORA = {"paris": "Paris is the capital of France.\0" * 8, "rome": "Rome? No: 
 
 
 class PrivateSwarm:
-    def __init__(self, bg, tmp_path: Path, **coordinator_overrides: object) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bg, tmp_path: Path, **coordinator_overrides: object) -> None:
         self.bg = bg
         self.tmp = tmp_path
         self.info, self.admin_key = swarm_dir.init(tmp_path / "swarm", [])
@@ -49,7 +50,7 @@ class PrivateSwarm:
     def add_node(self, name: str, token: str) -> RunningNode:
         model = build_bigram_onnx(self.tmp / f"{name}.onnx", CORPORA[name])
         node = RunningNode(self.bg, NodeSettings(listen="127.0.0.1:0", key_path=self.tmp / f"{name}.key", model=name,
-                                                 coordinator=self.address, join=token, tls_dir=self.tmp / f"{name}-tls",
+                                                 coordinator=self.address, join=SecretStr(token), tls_dir=self.tmp / f"{name}-tls",
                                                  default_max_tokens=40), OnnxBackend(model, name=name))
         self.nodes.append(node)
         return node
@@ -65,7 +66,7 @@ class PrivateSwarm:
 
 
 @pytest.fixture()
-def private(bg, tmp_path):  # type: ignore[no-untyped-def]
+def private(bg, tmp_path):
     swarm = PrivateSwarm(bg, tmp_path)
     with swarm.admin() as admin:
         token = admin.create_join_token(ttl_seconds=600, uses=3).token
@@ -264,7 +265,7 @@ def test_removing_a_node_revokes_it_at_once_and_is_in_the_ledger(private: Privat
     assert any('"kind":"node_removed"' in b and victim.node_id in b for b in bodies)
 
 
-def test_node_renews_its_short_lived_certificate_while_healthy(bg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_node_renews_its_short_lived_certificate_while_healthy(bg, tmp_path: Path) -> None:
     swarm = PrivateSwarm(bg, tmp_path, node_cert_hours=20 / 3600)  # 20 s certificates: renewed after ~10 s
     try:
         with swarm.admin() as admin:
@@ -281,7 +282,7 @@ def test_node_renews_its_short_lived_certificate_while_healthy(bg, tmp_path: Pat
         swarm.stop()
 
 
-def test_plaintext_off_loopback_needs_insecure(bg, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_plaintext_off_loopback_needs_insecure(bg, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(InsecureRefused, match="--insecure"):
         RunningCoordinator(bg, coordinator_settings(tmp_path, listen="0.0.0.0:0"))
     caplog.set_level(logging.WARNING)

@@ -59,7 +59,7 @@ def wait_healthy(swarm: Path, address: str, count: int, timeout: float = 180.0) 
     while True:
         nodes = json.loads(run("nodes", "--swarm", str(swarm), "--coordinator", address, "--json").stdout)
         if sum(n["state"] == "healthy" for n in nodes) >= count:
-            return nodes  # type: ignore[no-any-return]
+            return nodes
         assert time.monotonic() < deadline, f"nodes not healthy in time: {nodes}"
         time.sleep(0.3)
 
