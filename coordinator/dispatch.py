@@ -1,8 +1,11 @@
 """Choosing the generators of a round (pure).
 
-Weighted sampling without replacement: weight = exploration + reputation, so strong nodes get
-most of the work but every healthy node is picked now and then (its reputation can only change if
-it plays). Distinct models come first, because copies of one model make correlated mistakes; copies
+A client's round goes to the nodes most likely to be right: ordered by the lower confidence bound
+of their hidden spot-check record (``evidence.wilson``), so a few strong, proven members carry it.
+Exploration happens where it cannot cost an answer: hidden spot checks (``explore=True``) use
+weighted sampling without replacement, weight = exploration + reputation, so every healthy node is
+measured now and then and newcomers earn a record. Until records exist (a new swarm), client rounds
+sample the same way. Distinct models come first, because copies of one model make correlated mistakes; copies
 fill the remaining places only when there are not enough distinct models. Nodes already at their
 advertised capacity are left out.
 """
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .domain import NodeRecord
+from .evidence import WEIGHT_Z, wilson
 
 DEFAULT_EXPLORATION = 0.1
 
@@ -29,6 +33,7 @@ class Pool:
     model_codes: np.ndarray  # one integer per distinct model name
     capacity: np.ndarray     # advertised max concurrency (at least 1)
     generates: np.ndarray    # bool: the node plays the generator role
+    proof: np.ndarray        # lower confidence bound of its generator record (0 without one)
     index: Mapping[str, int]
     models: int
 
@@ -41,15 +46,18 @@ class Pool:
             np.array([codes.setdefault(n.model_name, len(codes)) for n in nodes], dtype=np.int64),
             np.array([max(n.max_concurrency, 1) for n in nodes], dtype=np.int64),
             np.array([n.role.generates for n in nodes], dtype=bool),
+            np.array([wilson(*n.trust.generator_record, WEIGHT_Z)[0] for n in nodes], dtype=float),
             {n.node_id: i for i, n in enumerate(nodes)},
             len(codes),
         )
 
 
-def choose_from_pool(pool: Pool, k: int, rng: np.random.Generator, *, in_flight: Mapping[str, int] | None = None) -> list[NodeRecord]:
+def choose_from_pool(pool: Pool, k: int, rng: np.random.Generator, *, in_flight: Mapping[str, int] | None = None,
+                     explore: bool = True) -> list[NodeRecord]:
     """Up to ``k`` generators: Efraimidis-Spirakis keys (node i early with probability ∝ its
     weight), the best-keyed node of each model first, then copies in key order. Only the top of the
-    order is sorted; the whole order only when the top holds too few distinct models."""
+    order is sorted; the whole order only when the top holds too few distinct models. Without
+    ``explore`` the strongest proven nodes come first (keys order the unproven)."""
     free = pool.generates.copy()
     for node_id, busy in (in_flight or {}).items():  # only nodes with calls in flight: a few
         i = pool.index.get(node_id)
@@ -59,6 +67,8 @@ def choose_from_pool(pool: Pool, k: int, rng: np.random.Generator, *, in_flight:
     if not len(idx) or k <= 0:
         return []
     keys = rng.random(len(idx)) ** (1.0 / pool.weights[idx])
+    if not explore and pool.proof[idx].any():
+        keys = pool.proof[idx] + 1e-6 * keys  # proof first; the keys only order equal proofs
     top = min(len(idx), max(8 * k, 64))
     head = np.argpartition(-keys, top - 1)[:top] if top < len(idx) else np.arange(len(idx))
     order = head[np.argsort(-keys[head], kind="stable")]
@@ -89,6 +99,10 @@ def choose_generators(
     *,
     in_flight: Mapping[str, int] | None = None,
     exploration: float = DEFAULT_EXPLORATION,
+    explore: bool = True,
 ) -> list[NodeRecord]:
-    """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted ones)."""
-    return choose_from_pool(Pool.build(nodes, exploration), k, rng, in_flight=in_flight)
+    """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted
+    ones): sampled with ``explore``, else the strongest proven first. In id order, not registration
+    order: with a seeded rng and the same nodes, the same choice."""
+    ordered = sorted(nodes, key=lambda n: n.node_id)
+    return choose_from_pool(Pool.build(ordered, exploration), k, rng, in_flight=in_flight, explore=explore)

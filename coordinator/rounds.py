@@ -9,6 +9,7 @@ spot checks run under a ``Supervisor``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swarmrank.protos import limits
+from swarmrank.protos import limits, signing
 
 from . import ask_params, dispatch, failed_calls, judging_plan, ledger, reputation, spot_checks, verification
 from . import consensus as consensus_mod
@@ -33,7 +34,7 @@ from .errors import QuorumNotReached, UnknownRound
 from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClient
 from .registry import Registry
 from .settings import CoordinatorSettings
-from .store import Store
+from .store import Store, round_to_json
 from .supervisor import Supervisor
 
 log = logging.getLogger("swarmrank.coordinator")
@@ -72,7 +73,9 @@ class RoundRunner:
         settings: CoordinatorSettings,
         rng: np.random.Generator | None = None,
         bank: ChallengeBank | None = None,
+        on_stage: Callable[[str, float], None] | None = None,
     ) -> None:
+        self._on_stage = on_stage  # metrics: (stage, seconds) for the stages no event marks (fit, commit)
         self._registry = registry
         self._store = store
         self._client = client
@@ -81,6 +84,7 @@ class RoundRunner:
         self._bank = bank
         self._in_flight: Counter[str] = Counter()
         self._spot_checks = Supervisor("spot checks")
+        self._capacity_freed = asyncio.Event()  # set (and replaced) whenever a generator call ends
         self.counters: Counter[str] = Counter()  # rounds, failures by kind: exported in logs
 
     def validate(self, params: AskParams) -> AskParams:
@@ -97,18 +101,17 @@ class RoundRunner:
         """One round. With ``spot_check`` the round is a hidden calibration question: it runs exactly
         like a client's round, and its known answer becomes ground-truth evidence about every node
         that took part."""
+        model = params.model  # a round restricted to the nodes serving this model (judges: any node)
         params = self.validate(params)
         started, created = time.perf_counter(), time.time()
         state = _RoundState(uuid.uuid4().hex, params, emit, [], [])
         quorum = self._settings.min_quorum
         available = self._registry.healthy()
-        if len(available) < quorum:
-            raise QuorumNotReached(f"{len(available)} healthy node(s); a round needs at least {quorum}")
-        chosen = dispatch.choose_generators(
-            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
-        )
-        if len(chosen) < quorum:
-            raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
+        serving = [n for n in available if not model or any(m.name == model for m in n.models)]
+        if len(serving) < quorum:
+            raise QuorumNotReached(f"{len(serving)} healthy node(s){f' serving {model}' if model else ''}; "
+                                   f"a round needs at least {quorum}")
+        chosen = await self._dispatch(serving, params.k, explore=spot_check is not None)
         log.info("round=%s dispatched to %d node(s)", state.round_id, len(chosen))
         emit(Dispatched(state.round_id, tuple(n.node_id for n in chosen)))
 
@@ -122,11 +125,14 @@ class RoundRunner:
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
+        stage_started = time.perf_counter()
         verdict = await asyncio.to_thread(consensus_mod.rank_candidates, candidates, judgments, self._registry.trusts(),
-                                          prior=self._settings.prior)
+                                          prior=self._settings.prior, prompt=params.prompt)
+        stage_started = self._stage("fit", stage_started)
         result = self._result(state, candidates, judgments, verdict, started, created)
+        # The round is saved in the same transaction as its ledger entries: answered means durable.
         await self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
-        await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
+        self._stage("commit", stage_started)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
             await self._maybe_spot_check()
@@ -137,6 +143,27 @@ class RoundRunner:
         )
         emit(result)
         return result
+
+    async def _dispatch(self, available: Sequence[NodeRecord], k: int, *, explore: bool = False) -> list[NodeRecord]:
+        """Generators for a round; when too few nodes have free capacity for a quorum, wait (up to
+        ``capacity_wait``) for calls to finish instead of refusing: a burst queues, it does not fail."""
+        deadline = time.monotonic() + self._settings.capacity_wait
+        while True:
+            chosen = dispatch.choose_generators(available, k, self._rng, in_flight=self._in_flight,
+                                                exploration=self._settings.exploration, explore=explore)
+            remaining = deadline - time.monotonic()
+            if len(chosen) >= self._settings.min_quorum:
+                return chosen
+            if remaining <= 0:
+                raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._capacity_freed.wait(), min(remaining, 1.0))
+
+    def _stage(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        if self._on_stage is not None:
+            self._on_stage(name, now - since)
+        return now
 
     def _call_failed(self, state: _RoundState, node_id: str, stage: str, exc: NodeCallError | TimeoutError) -> None:
         failure = failed_calls.classify(exc)
@@ -161,6 +188,10 @@ class RoundRunner:
                 return None
             finally:
                 self._in_flight[node.node_id] -= 1
+                if self._in_flight[node.node_id] <= 0:  # keep only busy nodes: dispatch reads this per round
+                    del self._in_flight[node.node_id]
+                self._capacity_freed.set()  # wake the asks waiting for capacity, then re-arm
+                self._capacity_freed = asyncio.Event()
             if not verification.candidate_is_signed(node.public_key, node.node_id, state.round_id, nonce, got):
                 state.fail(node.node_id, "generate", "candidate signature does not verify for this node and round", "bad_signature")
                 self.counters["bad_signature"] += 1
@@ -184,10 +215,10 @@ class RoundRunner:
         texts = [c.text.strip() for c in candidates]
         pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
         tag = uuid.uuid4().hex[:8]
-        trusts = self._registry.trusts()
+        weights = reputation.judge_weights(self._registry.trusts(), sorted(by_id), self._settings.top_judges)
         planned, unassigned = judging_plan.assign(pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id),
                                                   self._rng, round_tag=tag, per_pair=self._settings.judges_per_pair,
-                                                  weights={j: reputation.judge_weight(trusts.get(j)) for j in by_id})
+                                                  weights=weights)
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
         planting = spot_checks.plant(candidates, sorted(by_id), known_pair)
@@ -218,7 +249,7 @@ class RoundRunner:
             for rejected in checked.rejected:
                 state.fail(judge_id, "judge", rejected.reason, rejected.penalty)
                 self.counters[rejected.penalty] += 1
-            weight = reputation.judge_weight(trusts.get(judge_id))
+            weight = weights[judge_id]
             for v in checked.accepted:
                 p = asked[v.comparison_id]
                 assert v.preference is not None  # check_verdicts accepts known preferences only
@@ -257,22 +288,34 @@ class RoundRunner:
         if spot_check is not None and candidates:
             events += reputation.spot_check_events(state.round_id, ts, spot_checks.correctness(candidates, spot_check),
                                                    answer_of, [*judgments, *planted])
-        summaries = [] if result is None else [ledger.round_summary(
+        summaries = [] if result is None else [{**ledger.round_summary(
             result, ts, spot_check=spot_check is not None, generators=[c.node_id for c in candidates],
-            judgments=len(judgments), failures=len(state.failures))]
+            judgments=len(judgments), failures=len(state.failures)),
+            # the transcript may be pruned later (retention); its hash stays in the chain
+            "transcript_sha256": signing.sha256(round_to_json(result)).hex()}]
         players = [c.node_id for c in candidates] + [j.judge_node_id for j in judgments]
-        for node_id in await self._registry.record(events, players=players, summaries=summaries):
+        rounds = [(result, spot_check is not None)] if result is not None else []
+        for node_id in await self._registry.record(events, players=players, summaries=summaries, rounds=rounds):
             node = self._registry.get(node_id)
             log.warning("node %s quarantined (reputation %.3f)", node_id, node.trust.score if node else 0.0)
             self.counters["quarantined"] += 1
 
     async def _maybe_spot_check(self) -> None:
-        """With probability spot_check_rate, follow a round with a hidden calibration round (one at a time)."""
+        """With probability spot_check_rate, follow a round with a hidden calibration round (one at a time).
+        It goes to as many nodes as a round may hold: that is where exploration happens."""
         if self._spot_checks.busy:
             return
         challenge = spot_checks.choose(self._bank, self._rng, self._settings.spot_check_rate)
-        if challenge is not None:
-            await self._spot_checks.spawn(self.run(AskParams(prompt=challenge.question), spot_check=challenge), SPOT_CHECK_TASK)
+        if challenge is None:
+            return
+        check = self.run(AskParams(prompt=challenge.question, k=self._settings.max_k), spot_check=challenge)
+        if not self._settings.spot_checks_in_order:
+            await self._spot_checks.spawn(check, SPOT_CHECK_TASK)
+            return
+        try:  # its evidence lands before this round returns: with one round at a time, runs replay exactly
+            await check
+        except Exception as exc:  # noqa: BLE001 - a failed spot check must not fail the client's round
+            log.info("spot check did not complete: %s", exc)
 
     async def close(self) -> None:
         await self._spot_checks.close()

@@ -46,3 +46,7 @@ class NodeSettings(BaseSettings):
     tls_dir: Path | None = Field(None, description="the node's TLS key and swarm certificate (default: KEY_PATH.tls/, "
                                  "next to the node key, so each key has its own)")
     insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
+    judge_mode: Literal["verdict", "likelihood"] = Field(
+        "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
+                               "likelihood given the question (no position to prefer; for small models)")
+    metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint (empty: off)")

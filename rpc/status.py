@@ -10,6 +10,8 @@ import grpc
 
 log = logging.getLogger("swarmrank.rpc")
 
+E = TypeVar("E", bound=Exception)
+
 
 E = TypeVar("E", bound=Exception)
 
