@@ -13,9 +13,6 @@ log = logging.getLogger("swarmrank.rpc")
 E = TypeVar("E", bound=Exception)
 
 
-E = TypeVar("E", bound=Exception)
-
-
 async def abort_with(
     context: grpc.aio.ServicerContext[Any, Any], exc: E, status_for: Mapping[type[E], grpc.StatusCode]
 ) -> None:
