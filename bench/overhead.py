@@ -92,7 +92,7 @@ class BareFanOut:
         async for event in self._stubs[i].Generate(npb.GenerateRequest(round_id=round_id, nonce=nonce, prompt=prompt),
                                                    timeout=CallTimeout):
             if event.HasField("candidate"):
-                return event.candidate.text
+                return str(event.candidate.text)
         raise RuntimeError("stream ended without a candidate")
 
     async def run(self, prompt: str) -> None:

@@ -145,9 +145,14 @@ def run_demo(args: argparse.Namespace) -> int:
             swarm = _demo_swarm(work / "swarm")
             coordinator = Child("coordinator", ["coordinator", "start", "--swarm", str(swarm.directory),
                                                 "--listen", "127.0.0.1:0", "--db", str(work / "coordinator.db"),
-                                                "--key-path", str(work / "coordinator.key"), "--heartbeat-interval", "1",
+                                                "--key-path", str(work / "coordinator.key"), "--heartbeat-interval", "5",
                                                 "--k", str(len(models)), "--default-max-tokens", str(args.max_tokens),
-                                                "--calibration-threshold", "0"], work / "coordinator.log")
+                                                "--calibration-threshold", "0",
+                                                # every call may take what the whole round may: small models
+                                                # on a busy laptop are slow, and a late node is penalised
+                                                *[flag for name in ("generate", "judge", "calibration")
+                                                  for flag in (f"--{name}-timeout", str(args.timeout))]],
+                            work / "coordinator.log")
             children.append(coordinator)
             address = coordinator.wait_ready(60)
             _say(quiet, f"coordinator on {address} (TLS, swarm {swarm.swarm_id})")

@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=None, help="keep keys, database and logs here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
 
+    from . import retention; retention.add_parser(sub)  # noqa: E702
     bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale} --help'")
     bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")

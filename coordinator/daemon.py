@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 import grpc
@@ -38,6 +39,16 @@ ACCESS_SERVICE_NAME = access_pb2.DESCRIPTOR.services_by_name["Access"].full_name
 def default_node_listen(listen: str) -> str:
     host, _, port = listen.rpartition(":")
     return f"{host}:{int(port) + 1 if int(port) else 0}"
+
+
+async def _prune_forever(store: Store, days: float, stop: asyncio.Event) -> None:
+    """Retention: prune old round transcripts at start-up and then hourly."""
+    while not stop.is_set():
+        pruned = await asyncio.to_thread(store.prune_rounds, time.time() - days * 86400)
+        if pruned:
+            log.info("retention: pruned %d round transcript(s) older than %.1f day(s)", pruned, days)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 3600)
 
 
 async def serve(
@@ -94,9 +105,15 @@ async def serve(
              store.path, len(registry.all()))
     if on_ready:
         on_ready(address)
+    retention = asyncio.create_task(_prune_forever(store, settings.round_retention_days, stop)) \
+        if settings.round_retention_days > 0 else None
     try:
         await stop.wait()
     finally:
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         log.info("coordinator shutting down; counters: %s%s", dict(runner.counters),
                  f"; refusals: {dict(guard.refusals)}" if guard else "")
         await running.stop(5.0)
@@ -104,4 +121,5 @@ async def serve(
         await client.close()
         if access is not None:
             access.close()
+        registry.flush_heartbeats()
         store.close()

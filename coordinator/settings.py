@@ -48,3 +48,5 @@ class CoordinatorSettings(BaseSettings):
     top_judges: int = Field(4, ge=0, le=64, description="judges whose verdicts count in a round: the most reliable few (0: all)")
     spot_checks_in_order: bool = Field(False, description="a round returns only after the spot check it triggered "
                                                          "(with one round at a time and a seed, a run is replayable)")
+    capacity_wait: float = Field(30.0, ge=0, description="seconds an ask waits for nodes with free capacity before UNAVAILABLE")
+    round_retention_days: float = Field(0.0, ge=0, description="prune round transcripts older than this (hashes stay in the ledger); 0 keeps all")
