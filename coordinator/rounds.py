@@ -73,7 +73,9 @@ class RoundRunner:
         settings: CoordinatorSettings,
         rng: np.random.Generator | None = None,
         bank: ChallengeBank | None = None,
+        on_stage: Callable[[str, float], None] | None = None,
     ) -> None:
+        self._on_stage = on_stage  # metrics: (stage, seconds) for the stages no event marks (fit, commit)
         self._registry = registry
         self._store = store
         self._client = client
@@ -99,14 +101,17 @@ class RoundRunner:
         """One round. With ``spot_check`` the round is a hidden calibration question: it runs exactly
         like a client's round, and its known answer becomes ground-truth evidence about every node
         that took part."""
+        model = params.model  # a round restricted to the nodes serving this model (judges: any node)
         params = self.validate(params)
         started, created = time.perf_counter(), time.time()
         state = _RoundState(uuid.uuid4().hex, params, emit, [], [])
         quorum = self._settings.min_quorum
         available = self._registry.healthy()
-        if len(available) < quorum:
-            raise QuorumNotReached(f"{len(available)} healthy node(s); a round needs at least {quorum}")
-        chosen = await self._dispatch(available, params.k, explore=spot_check is not None)
+        serving = [n for n in available if not model or any(m.name == model for m in n.models)]
+        if len(serving) < quorum:
+            raise QuorumNotReached(f"{len(serving)} healthy node(s){f' serving {model}' if model else ''}; "
+                                   f"a round needs at least {quorum}")
+        chosen = await self._dispatch(serving, params.k, explore=spot_check is not None)
         log.info("round=%s dispatched to %d node(s)", state.round_id, len(chosen))
         emit(Dispatched(state.round_id, tuple(n.node_id for n in chosen)))
 
@@ -120,11 +125,14 @@ class RoundRunner:
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
+        stage_started = time.perf_counter()
         verdict = await asyncio.to_thread(consensus_mod.rank_candidates, candidates, judgments, self._registry.trusts(),
                                           prior=self._settings.prior, prompt=params.prompt)
+        stage_started = self._stage("fit", stage_started)
         result = self._result(state, candidates, judgments, verdict, started, created)
         # The round is saved in the same transaction as its ledger entries: answered means durable.
         await self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
+        self._stage("commit", stage_started)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
             await self._maybe_spot_check()
@@ -150,6 +158,12 @@ class RoundRunner:
                 raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._capacity_freed.wait(), min(remaining, 1.0))
+
+    def _stage(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        if self._on_stage is not None:
+            self._on_stage(name, now - since)
+        return now
 
     def _call_failed(self, state: _RoundState, node_id: str, stage: str, exc: NodeCallError | TimeoutError) -> None:
         failure = failed_calls.classify(exc)

@@ -197,3 +197,16 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
         return len(rows)
+
+    def recent_rounds(self, limit: int) -> list[RoundResult]:
+        """The newest public rounds, newest first (for the dashboard)."""
+        with self._lock:
+            rows = self._db.execute("SELECT result FROM rounds WHERE hidden=0 ORDER BY created_unix DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [round_from_json(r[0]) for r in rows]
+
+    def ledger_head(self) -> tuple[int, bytes]:
+        """The sequence number and hash of the newest ledger entry."""
+        with self._lock:
+            row = self._db.execute("SELECT seq, entry_hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), bytes(row[1])) if row else (0, b"")
