@@ -49,3 +49,4 @@ class NodeSettings(BaseSettings):
     judge_mode: Literal["verdict", "likelihood"] = Field(
         "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
                                "likelihood given the question (no position to prefer; for small models)")
+    metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint (empty: off)")
