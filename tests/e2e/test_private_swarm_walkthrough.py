@@ -22,8 +22,8 @@ CLI = [sys.executable, "-m", "swarmrank.cli.main"]
 READY = re.compile(r"listening on (\S+)")
 
 
-def run(*args: str, env: dict[str, str] | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120,
+def run(*args: str, env: dict[str, str] | None = None, ok: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     if ok:
         assert proc.returncode == 0, f"{args}: rc {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -151,7 +151,7 @@ def test_node_with_a_bad_token_fails_fast(tmp_path: Path) -> None:
 
 def test_bench_overhead_tls_reports_both_paths_from_one_run(tmp_path: Path) -> None:
     out = run("bench", "overhead", "--tls", "--nodes", "3", "--k", "2", "--rounds", "4", "--warmup", "1", "--json",
-              "--workdir", str(tmp_path))
+              "--workdir", str(tmp_path), timeout=900.0)  # eight daemons start first: slow on a loaded machine
     r = json.loads(out.stdout)
     assert set(r["paths"]) == {"grpc", "mtls"} and r["interleaved"]
     for path in r["paths"].values():
