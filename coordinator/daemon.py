@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from swarmrank.discovery.config import open_discovery
+from swarmrank.discovery.port import Discovery
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2, coordinator_pb2_grpc
 from swarmrank.rpc.server import start_server
@@ -22,6 +24,7 @@ from .rounds import RoundRunner
 from .servicer import CoordinatorServicer
 from .settings import CoordinatorSettings
 from .store import Store
+from .swarm_view import coordinator_record, watch_nodes
 
 log = logging.getLogger("swarmrank.coordinator")
 
@@ -34,8 +37,12 @@ async def serve(
     client: NodeClient | None = None,
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    discovery: Discovery | None = None,
 ) -> None:
     identity = Identity.load_or_create(settings.key_path)
+    if discovery is None:  # none given (tests and benchmarks inject one): from the settings, if any
+        discovery = open_discovery(identity, bootstrap=settings.bootstrap, key_path=settings.swarm_key,
+                                   listen=settings.p2p_listen, announce_interval=settings.announce_interval)
     store = Store(settings.db, identity)
     registry = Registry(store, settings.heartbeat_interval)
     bank = ChallengeBank.from_file(settings.calibration_bank) if settings.calibration_bank else ChallengeBank.arithmetic()
@@ -56,11 +63,28 @@ async def serve(
     address = running.address
     log.info("coordinator %s serving on %s (db %s, %d known node(s))", identity.public_key.hex()[:16], address, store.path,
              len(registry.all()))
+    watcher = None
+    if discovery is not None:
+        try:
+            await discovery.start()
+        except BaseException:
+            await running.stop(0)
+            store.close()
+            raise
+        found = discovery
+        discovery.announce(coordinator_record(identity, settings.advertise or address, store, lambda: found.addrs))
+        watcher = asyncio.create_task(watch_nodes(discovery, registry, stop))
     if on_ready:
         on_ready(address)
     try:
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if discovery is not None:
+            await discovery.close()
         log.info("coordinator shutting down; counters: %s", dict(runner.counters))
         await running.stop(5.0)
         await runner.close()
