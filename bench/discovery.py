@@ -47,7 +47,7 @@ class _Tasks:
     async def start(self, make: Callable[[asyncio.Future[str], asyncio.Event], Awaitable[None]]) -> str:
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()
-        task = asyncio.create_task(make(ready, stop))  # type: ignore[arg-type]
+        task: asyncio.Task[None] = asyncio.create_task(make(ready, stop))  # type: ignore[arg-type]
         self.stops.append(stop)
         self.tasks.append(task)
         done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -128,7 +128,7 @@ async def _discovered(workdir: Path, n: int, timeout: float, window: float, anno
             return len(coordinator.nodes()) >= n
 
         view_after = await _wait(full_view, timeout)
-        seconds_to_full_view = None if view_after is None else started_all * 0 + (time.monotonic() - start)
+        seconds_to_full_view = None if view_after is None else time.monotonic() - start
         admitted = await _wait(lambda: _admitted(address, n), timeout)
         seconds_to_all_admitted = None if admitted is None else time.monotonic() - start
 

@@ -38,6 +38,10 @@ def _swarm_flags(p: argparse.ArgumentParser) -> None:
 
 
 async def _open(args: argparse.Namespace, identity: Identity | None = None) -> Any:
+    from . import logs
+
+    if not getattr(args, "log_level", None):
+        logs.configure("WARNING", False)  # refusals and timeouts reach stderr; stdout stays the answer
     discovery = open_discovery(identity or Identity.generate(), bootstrap=args.bootstrap or [], key_path=args.swarm_key,
                                listen=args.p2p_listen)
     if discovery is None:
@@ -58,7 +62,7 @@ async def _find_coordinator(args: argparse.Namespace) -> str:
         # The most advanced ledger first: the coordinator that has done the most work.
         best = max(discovery.coordinators(), key=lambda c: (c.head.seq, c.seq))
         print(f"found coordinator {best.coordinator_id} at {best.grpc_address}", file=sys.stderr)
-        return best.grpc_address
+        return str(best.grpc_address)
     finally:
         await discovery.close()
 
@@ -133,7 +137,7 @@ async def _watch(args: argparse.Namespace) -> int:
         if args.db is not None:
             key, hashes = _ledger_hashes(args.db)
             seen = [s.record for s in discovery.view.heads.seen_records() if s.record.public_key == key]
-            findings = audit(hashes, seen)  # type: ignore[arg-type]
+            findings = audit(hashes, seen)
             for f in findings:
                 _emit(args, {"event": "audit_mismatch", "ledger_seq": f.ledger_seq, "problem": f.problem},
                       f"AUDIT entry {f.ledger_seq}: {f.problem}")

@@ -89,6 +89,8 @@ class Libp2pHost:
 
     def start(self) -> list[str]:
         """Start the trio thread; block until listening (or raise). Returns the full multiaddrs."""
+        if logging.getLogger("libp2p").level == logging.NOTSET:  # py-libp2p is chatty at INFO
+            logging.getLogger("libp2p").setLevel(logging.WARNING)
         self._thread = threading.Thread(target=self._run, name="libp2p", daemon=True)
         self._thread.start()
         if not self._ready.wait(self.config.start_timeout):
@@ -131,6 +133,14 @@ class Libp2pHost:
             self._ready.set()
 
     async def _main(self) -> None:
+        self._stop = trio.Event()
+        async with trio.open_nursery() as root:
+            root.start_soon(self._serve)
+            await self._stop.wait()
+            # Cancel everything, teardown included: a half-open connection must not hold up shutdown.
+            root.cancel_scope.cancel()
+
+    async def _serve(self) -> None:
         cfg = self.config
         key_pair = create_new_key_pair(cfg.seed)
         noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
@@ -157,7 +167,6 @@ class Libp2pHost:
         pubsub = Pubsub(host, gossipsub, strict_signing=True, max_inbound_rpc_size=MAX_RPC_BYTES,
                         allowed_topics=set(cfg.topics), max_subscriptions_per_peer=16)
         self._host, self._pubsub = host, pubsub
-        self._stop = trio.Event()
         async with host.run([listen]), background_trio_service(pubsub), background_trio_service(gossipsub):
             await pubsub.wait_until_ready()
             async with trio.open_nursery() as nursery:
@@ -173,8 +182,7 @@ class Libp2pHost:
                 log.info("libp2p host %s listening on %s (Noise, %s)", self.peer_id, ", ".join(self.addrs),
                          "private swarm key" if cfg.psk else "NO swarm key")
                 nursery.start_soon(self._keep_bootstrap)
-                await self._stop.wait()
-                nursery.cancel_scope.cancel()
+                await trio.sleep_forever()
 
     def _validator(self, topic: str) -> Callable[[ID, rpc_pb2.Message], bool]:
         def check(_forwarder: ID, msg: rpc_pb2.Message) -> bool:
@@ -190,8 +198,9 @@ class Libp2pHost:
 
     async def _publish(self, topic: str, data: bytes) -> None:
         assert self._pubsub is not None
-        await self._pubsub.publish(topic, data)
-        self.stats.published += 1
+        with trio.move_on_after(self.config.connect_timeout):  # never block the asyncio side's worker thread
+            await self._pubsub.publish(topic, data)
+            self.stats.published += 1
 
     async def _connect(self, addr: str) -> bool:
         try:

@@ -90,7 +90,7 @@ class Gate:
         self.counters["valid"] += 1
         return signed
 
-    def _refuse(self, reason: str, message: str) -> None:
+    def _refuse(self, reason: str, message: str) -> Signed | None:
         self.counters[reason] += 1
         # Flooding is logged once per hundred: the log must not become the flood.
         if reason != "flooding" or self.counters[reason] % 100 == 1:

@@ -129,6 +129,7 @@ def encode(record: Record, identity: Identity) -> bytes:
     if record.public_key != identity.public_key:
         raise ValueError("a record must name the key that signs it")
     kind, body = _body(record)
+    _parse(kind, json.loads(_canonical(body)))  # what receivers will check: fail here, not silently there
     raw = json.dumps({"v": VERSION, "kind": kind, "body": body,
                       "sig": identity.sign(_tag(kind) + _canonical(body)).hex()}, separators=(",", ":")).encode()
     if len(raw) > MAX_RECORD_BYTES:
@@ -175,7 +176,7 @@ def _parse(kind: Kind, body: dict[str, Any]) -> Record:
                            for m in models_raw)):
             raise RecordError("malformed", f"models must be 1..{MAX_MODELS} [name, family, parameters, quantization] lists")
         capacity = _int(body, "capacity")
-        return NodeRecord(public_key, address, tuple(AnnouncedModel(*m) for m in models_raw), _text(body, "role", 16),
+        return NodeRecord(public_key, address, tuple(AnnouncedModel(*m) for m in models_raw), _text(body, "role", 32),
                           capacity, seq, float(expires), _text(body, "cert_fingerprint", 128), addrs)
     try:
         head_hash = bytes.fromhex(_text(body, "head_hash", 64))

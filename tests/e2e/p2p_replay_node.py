@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 
 from swarmrank.cli import logs
+from swarmrank.cli.demo import die_with_parent_if_asked
 from swarmrank.coordinator.calibration import ChallengeBank
 from swarmrank.node.backends.replay import ReplayBackend
 from swarmrank.node.daemon import serve
@@ -18,6 +19,7 @@ QUESTIONS = ChallengeBank.arithmetic(size=10, seed=42).generation
 
 
 def main() -> None:
+    die_with_parent_if_asked()
     p = argparse.ArgumentParser()
     p.add_argument("--name", required=True)
     p.add_argument("--key-path", type=Path, required=True)

@@ -89,6 +89,14 @@ def test_expired_oversized_and_long_lived() -> None:
                                   "both", 1, 1, NOW + 60), me)  # ... this one is not
 
 
+def test_records_receivers_would_refuse_are_not_sent() -> None:
+    me = Identity.generate()
+    with pytest.raises(RecordError):
+        records.encode(NodeRecord(me.public_key, "a", (), "both", 1, 1, NOW + 60), me)  # no model
+    raw = records.encode(NodeRecord(me.public_key, "a", (AnnouncedModel("m"),), "generate_and_judge", 1, 1, NOW + 60), me)
+    assert records.decode(raw, NOW).record.role == "generate_and_judge"  # type: ignore[union-attr]
+
+
 def test_record_must_be_signed_by_its_own_key() -> None:
     me, other = Identity.generate(), Identity.generate()
     with pytest.raises(ValueError):
