@@ -15,6 +15,7 @@ the maximum-likelihood estimate exists and both libraries fit exactly the same o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -57,8 +58,12 @@ def _choix_solvers(n: int) -> dict[str, Callable[[list[tuple[int, int]]], np.nda
     }
 
 
+def _solve(solver: Callable[[list[tuple[int, int]]], np.ndarray], pairs: list[list[tuple[int, int]]], k: int) -> np.ndarray:
+    return solver(pairs[k])
+
+
 def _centred(x: np.ndarray) -> np.ndarray:
-    return x - x.mean()
+    return np.asarray(x - x.mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Pick choix's fastest solver on this data.
     probe = min(50, len(rounds))
-    solver_times = {name: per_round(lambda k, s=s: s(pairs[k]), probe) for name, s in solvers.items()}
+    solver_times = {name: per_round(functools.partial(_solve, s, pairs), probe) for name, s in solvers.items()}
     best = min(solver_times, key=solver_times.__getitem__)
     choix_solve = solvers[best]
     print(f"choix solvers, seconds per round: { {k: round(v, 6) for k, v in solver_times.items()} } -> {best}", file=sys.stderr)

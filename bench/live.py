@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmrank.node import catalogue
-from swarmrank.node.answers import answer_kind, final_answer, same_answer
+from swarmrank.protos.answers import answer_kind, final_answer, same_answer
 from swarmrank.node.backends.llama import LlamaCppBackend
 
 from .replay import vote

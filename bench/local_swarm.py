@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmrank.coordinator.daemon import serve as serve_coordinator
+from swarmrank.coordinator.rounds import SPOT_CHECK_TASK
 from swarmrank.coordinator.settings import CoordinatorSettings
 from swarmrank.node.backends.base import Backend
 from swarmrank.node.daemon import serve as serve_node
@@ -79,12 +80,24 @@ class LocalSwarm:
             self.names[node_id] = backend.info.name
             ids.append(node_id)
         async with self.client() as client:
-            deadline = time.monotonic() + self._register_timeout
-            while len(await client.nodes()) < len(self.node_ids):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"only {len(await client.nodes())} of {len(self.node_ids)} nodes registered")
+            # Calibration runs in this process: as long as nodes arrive or this process computes,
+            # keep waiting; give up after register_timeout seconds without either.
+            last, last_change = (0, 0), time.monotonic()
+            while (known := len(await client.nodes())) < len(self.node_ids):
+                progress = (known, int(time.process_time() // 2))
+                if progress != last:
+                    last, last_change = progress, time.monotonic()
+                elif time.monotonic() - last_change > self._register_timeout:
+                    raise TimeoutError(f"only {known} of {len(self.node_ids)} nodes registered, "
+                                       f"no progress for {self._register_timeout:.0f}s")
                 await asyncio.sleep(0.05)
         return ids
+
+    async def settle(self) -> None:
+        """Until the hidden spot checks that followed the rounds asked so far have ended. A round
+        spawns its spot check before it answers, so after ``ask`` returns this sees it."""
+        while running := [t for t in asyncio.all_tasks() if t.get_name() == SPOT_CHECK_TASK and not t.done()]:
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def ask_all(self, prompts: Sequence[str], *, concurrency: int, label: str) -> AskedAll:
         """Ask every prompt, ``concurrency`` rounds in flight, with a progress bar; each answer comes

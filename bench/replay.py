@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from swarmrank.node.answers import same_answer
+from swarmrank.protos.answers import same_answer
 from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
 

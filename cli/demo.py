@@ -16,11 +16,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from swarmrank.bench.progress import ProgressBar
 from swarmrank.client.sdk import Client
+
+from .waiting import wait_while_progressing, work_done
 
 READY = re.compile(r"listening on (\S+)")
 
@@ -67,13 +68,14 @@ class Child:
                 self.address = m.group(1)
                 self._ready.set()
 
-    def wait_ready(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} did not start within {timeout:.0f}s; log: {self.log_path}")
+    def wait_ready(self, stall: float = 60.0, limit: float = 1800.0) -> str:
+        """Its address, once it listens; waits as long as it keeps using CPU (loading, compiling),
+        up to ``stall`` seconds without any progress and ``limit`` in all."""
+        wait_while_progressing(
+            self._ready.is_set, lambda: work_done([self.proc.pid]), what=f"{self.name} start-up (log: {self.log_path})",
+            stall=stall, limit=limit,
+            failed=lambda: None if self.proc.poll() is None else f"exited with code {self.proc.returncode}\n{self.tail()}",
+        )
         return self.address
 
     def tail(self, lines: int = 15) -> str:
@@ -91,6 +93,16 @@ class Child:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+
+
+def wait_for_nodes(client: Client, count: int, pids: list[int], *, what: str, stall: float = 120.0) -> None:
+    """Until ``count`` nodes are healthy, as the coordinator says, for as long as the processes
+    ``pids`` keep working or nodes keep arriving."""
+    def healthy() -> list[str]:
+        return sorted(n.node_id for n in client.nodes() if n.state == "healthy")
+
+    wait_while_progressing(lambda: len(healthy()) >= count, lambda: (tuple(healthy()), work_done(pids)),
+                           what=what, stall=stall)
 
 
 def _say(quiet: bool, text: str) -> None:
@@ -133,11 +145,9 @@ def run_demo(args: argparse.Namespace) -> int:
             for child in children[1:]:
                 _say(quiet, f"node {child.name} on {child.wait_ready(300)}")
             with Client(address, timeout=args.timeout) as client:
-                deadline = time.monotonic() + 120
-                while sum(n.state == "healthy" for n in client.nodes()) < len(models):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"nodes did not register within 120s; logs in {work}")
-                    time.sleep(0.3)
+                # Nodes register after calibration, which takes real models a while on a busy
+                # machine: wait as long as the swarm makes progress (CPU burnt, nodes admitted).
+                wait_for_nodes(client, len(models), [c.proc.pid for c in children[1:]], what=f"node registration (logs in {work})")
                 for n in client.nodes():
                     _say(quiet, f"  {','.join(n.models)} admitted after calibration: {n.state}, reputation {n.reputation:.3f}")
                 _say(quiet, f"{len(models)} nodes registered; asking: {args.question}")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import grpc
 
@@ -40,16 +40,32 @@ _PREFERENCE = {1: "A", 2: "B", 3: "tie"}
 
 
 def _error(exc: grpc.RpcError) -> SwarmrankError:
-    code = exc.code()  # type: ignore[attr-defined]
-    return _ERRORS.get(code, SwarmrankError)(exc.details() or code.name, code.name)  # type: ignore[attr-defined]
+    code = exc.code()
+    return _ERRORS.get(code, SwarmrankError)(exc.details() or code.name, code.name)
 
 
-def _retry_delay(error: SwarmrankError, attempt: int, retries: int, backoff: float, deadline: float) -> float | None:
-    """Seconds to wait before retrying, or None when ``error`` must be raised now."""
-    delay = backoff * 2**attempt
-    if not isinstance(error, Unavailable) or attempt >= retries or time.monotonic() + delay >= deadline:
-        return None
-    return delay
+class _Retry:
+    """One call's retry budget: its deadline, and what to do after each failed attempt."""
+
+    def __init__(self, retries: int, backoff: float, timeout: float) -> None:
+        self._retries, self._backoff = retries, backoff
+        self._deadline = time.monotonic() + timeout
+        self._attempt = 0
+
+    def remaining(self) -> float:
+        """The timeout of the next attempt: whatever is left of the deadline."""
+        return max(0.001, self._deadline - time.monotonic())
+
+    def delay(self, exc: grpc.RpcError, *, started: bool = False) -> float:
+        """Seconds to wait before the next attempt; raises the typed error when there is none
+        (not UNAVAILABLE, out of retries or of time, or a stream that already yielded events)."""
+        error = _error(exc)
+        delay = self._backoff * 2.0**self._attempt
+        if started or not isinstance(error, Unavailable) or self._attempt >= self._retries \
+                or time.monotonic() + delay >= self._deadline:
+            raise error from None
+        self._attempt += 1
+        return delay
 
 
 def answer_from_pb(r: cpb.RoundResult) -> Answer:
@@ -100,14 +116,22 @@ def _nodes_from_pb(reply: cpb.ListNodesResponse) -> list[NodeInfo]:
             for n in reply.nodes]
 
 
-class Client:
-    """Blocking client. Use as a context manager or call ``close()``."""
-
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
+class _Settings:
+    def __init__(self, address: str, timeout: float, retries: int, backoff: float) -> None:
         self.address = address
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+
+    def _retry(self, timeout: float | None) -> _Retry:
+        return _Retry(self.retries, self.backoff, timeout or self.timeout)
+
+
+class Client(_Settings):
+    """Blocking client. Use as a context manager or call ``close()``."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
+        super().__init__(address, timeout, retries, backoff)
         self._channel = grpc.insecure_channel(address, options=limits.GRPC_OPTIONS)
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
@@ -120,62 +144,47 @@ class Client:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, fn: Callable[[], T], deadline: float) -> T:
-        for attempt in range(self.retries + 1):
+    def _call(self, fn: Callable[[float], T], timeout: float | None) -> T:
+        retry = self._retry(timeout)
+        while True:
             try:
-                return fn()
+                return fn(retry.remaining())
             except grpc.RpcError as exc:
-                error = _error(exc)
-                delay = _retry_delay(error, attempt, self.retries, self.backoff, deadline)
-                if delay is None:
-                    raise error from None
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+                time.sleep(retry.delay(exc))
 
     def ask(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
             system: str | None = None, timeout: float | None = None) -> Answer:
         """Run one consensus round and return the answer with its ranking."""
         request = _ask_request(prompt, k, max_tokens, temperature, system)
-        deadline = time.monotonic() + (timeout or self.timeout)
-        reply = self._call(lambda: self._stub.Ask(request, timeout=max(0.001, deadline - time.monotonic())), deadline)
-        return answer_from_pb(reply)
+        return answer_from_pb(self._call(lambda t: self._stub.Ask(request, timeout=t), timeout))
 
     def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
                system: str | None = None, timeout: float | None = None) -> Iterator[Event]:
         """Run one round, yielding its events; the last one is ``Completed``."""
         request = _ask_request(prompt, k, max_tokens, temperature, system)
-        deadline = time.monotonic() + (timeout or self.timeout)
-        for attempt in range(self.retries + 1):
+        retry = self._retry(timeout)
+        while True:
             started = False
             try:
-                for event in self._stub.AskStream(request, timeout=max(0.001, deadline - time.monotonic())):
+                for event in self._stub.AskStream(request, timeout=retry.remaining()):
                     started = True
                     yield event_from_pb(event)
                 return
             except grpc.RpcError as exc:
-                error = _error(exc)
-                delay = None if started else _retry_delay(error, attempt, self.retries, self.backoff, deadline)
-                if delay is None:
-                    raise error from None
-                time.sleep(delay)
+                time.sleep(retry.delay(exc, started=started))
 
     def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
-        deadline = time.monotonic() + timeout
-        return _nodes_from_pb(self._call(lambda: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=timeout), deadline))
+        return _nodes_from_pb(self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=t), timeout))
 
     def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
-        deadline = time.monotonic() + timeout
-        return answer_from_pb(self._call(lambda: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=timeout), deadline))
+        return answer_from_pb(self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=t), timeout))
 
 
-class AsyncClient:
+class AsyncClient(_Settings):
     """asyncio client with the same methods as ``Client``."""
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
-        self.address = address
-        self.timeout = timeout
-        self.retries = retries
-        self.backoff = backoff
+        super().__init__(address, timeout, retries, backoff)
         self._channel = grpc.aio.insecure_channel(address, options=limits.GRPC_OPTIONS)
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
@@ -188,46 +197,36 @@ class AsyncClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def _call(self, fn: Callable[[float], Any], deadline: float) -> Any:
-        for attempt in range(self.retries + 1):
+    async def _call(self, fn: Callable[[float], Awaitable[T]], timeout: float | None) -> T:
+        retry = self._retry(timeout)
+        while True:
             try:
-                return await fn(max(0.001, deadline - time.monotonic()))
+                return await fn(retry.remaining())
             except grpc.aio.AioRpcError as exc:
-                error = _error(exc)
-                delay = _retry_delay(error, attempt, self.retries, self.backoff, deadline)
-                if delay is None:
-                    raise error from None
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+                await asyncio.sleep(retry.delay(exc))
 
     async def ask(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
                   system: str | None = None, timeout: float | None = None) -> Answer:
         request = _ask_request(prompt, k, max_tokens, temperature, system)
-        deadline = time.monotonic() + (timeout or self.timeout)
-        return answer_from_pb(await self._call(lambda t: self._stub.Ask(request, timeout=t), deadline))
+        return answer_from_pb(await self._call(lambda t: self._stub.Ask(request, timeout=t), timeout))
 
     async def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
                      system: str | None = None, timeout: float | None = None) -> AsyncIterator[Event]:
         request = _ask_request(prompt, k, max_tokens, temperature, system)
-        deadline = time.monotonic() + (timeout or self.timeout)
-        for attempt in range(self.retries + 1):
+        retry = self._retry(timeout)
+        while True:
             started = False
             try:
-                async for event in self._stub.AskStream(request, timeout=max(0.001, deadline - time.monotonic())):
+                async for event in self._stub.AskStream(request, timeout=retry.remaining()):
                     started = True
                     yield event_from_pb(event)
                 return
             except grpc.aio.AioRpcError as exc:
-                error = _error(exc)
-                delay = None if started else _retry_delay(error, attempt, self.retries, self.backoff, deadline)
-                if delay is None:
-                    raise error from None
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retry.delay(exc, started=started))
 
     async def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
-        reply = await self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=t), time.monotonic() + timeout)
-        return _nodes_from_pb(reply)
+        return _nodes_from_pb(await self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=t), timeout))
 
     async def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
-        reply = await self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=t), time.monotonic() + timeout)
-        return answer_from_pb(reply)
+        return answer_from_pb(await self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=t),
+                                               timeout))

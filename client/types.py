@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from swarmrank.protos.types import Dispatched as Dispatched
+from swarmrank.protos.types import JudgingProgress as JudgingProgress
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -70,24 +73,12 @@ class NodeInfo:
     role: str = "both"  # "both", "generate" (answers only) or "judge" (verdicts only)
 
 
-# Round events, in the order AskStream sends them.
-@dataclass(frozen=True)
-class Dispatched:
-    round_id: str
-    node_ids: tuple[str, ...]
-
-
+# Round events, in the order AskStream sends them (Dispatched and JudgingProgress: protos.types).
 @dataclass(frozen=True)
 class CandidateReceived:
     node_id: str
     model: str
     completion_tokens: int
-
-
-@dataclass(frozen=True)
-class JudgingProgress:
-    done: int
-    total: int
 
 
 @dataclass(frozen=True)

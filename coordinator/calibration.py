@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swarmrank.node.answers import same_answer
+from swarmrank.protos.answers import same_answer
 
 
 @dataclass(frozen=True)

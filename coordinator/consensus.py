@@ -14,14 +14,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from swarmrank.kernels import fit
+from swarmrank.kernels import DEFAULT_PRIOR, fit, win_probability
 from swarmrank.protos.types import Preference
 
 from .domain import Candidate, Judgment
 from .trust import Trust
 
 OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
-DEFAULT_PRIOR = 0.1
 
 
 @dataclass(frozen=True)
@@ -76,5 +75,5 @@ def aggregate(n_candidates: int, judgments: Sequence[Judgment], votes: Sequence[
     # Strongest first; equal strengths (to 1e-9) fall back to votes, then to the answer's index.
     ranking = [int(i) for i in np.lexsort((np.arange(n_candidates), -np.asarray(votes, dtype=np.float64), -np.round(theta, 9)))]
     winner, runner_up = ranking[0], ranking[1]
-    win = 1.0 / (1.0 + np.exp(theta - theta[winner]))
+    win = win_probability(theta, winner)
     return Consensus(theta, result.standard_errors, win, ranking, float(win[runner_up]))

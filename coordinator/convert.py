@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from swarmrank.node.convert import model_info_from_pb, model_info_to_pb
+from swarmrank.protos.model_info import model_info_from_pb, model_info_to_pb
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
+from swarmrank.protos.v1 import node_pb2 as npb
 
 from .domain import (
     AskParams, CandidateArrived, Dispatched, Failure, JudgingProgress, NodeRecord, RoundEvent, RoundResult, candidate_label,
@@ -39,7 +40,7 @@ def result_to_pb(r: RoundResult) -> cpb.RoundResult:
             cpb.Judgment(
                 judge_node_id=j.judge_node_id, comparison_id=j.comparison_id,
                 candidate_a_id=candidate_label(j.answer_a), candidate_b_id=candidate_label(j.answer_b),
-                preference=int(j.preference), confidence=j.confidence, rationale=j.rationale, weight=j.weight,
+                preference=npb.Preference.ValueType(j.preference), confidence=j.confidence, rationale=j.rationale, weight=j.weight,
                 signature=j.signature, nonce=j.nonce,
             )
             for j in r.judgments

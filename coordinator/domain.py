@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swarmrank.protos.types import Dispatched as Dispatched
+from swarmrank.protos.types import JudgingProgress as JudgingProgress
 from swarmrank.protos.types import ModelInfo, Preference, Role
 
 from .trust import Trust
@@ -105,24 +107,12 @@ class RoundResult:
     created_unix: float
 
 
-# Events of a round in progress, streamed by AskStream.
-@dataclass(frozen=True)
-class Dispatched:
-    round_id: str
-    node_ids: tuple[str, ...]
-
-
+# Events of a round in progress, streamed by AskStream (Dispatched and JudgingProgress: protos.types).
 @dataclass(frozen=True)
 class CandidateArrived:
     node_id: str
     model: str
     completion_tokens: int
-
-
-@dataclass(frozen=True)
-class JudgingProgress:
-    done: int
-    total: int
 
 
 RoundEvent = Dispatched | CandidateArrived | Failure | JudgingProgress | RoundResult

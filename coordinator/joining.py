@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swarmrank.protos import signing
 from swarmrank.protos.types import ModelInfo, Preference
 
-from . import reputation
+from . import reputation, verification
 from .admission import Challenges
 from .calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge, is_correct
 from .domain import NodeRecord
@@ -111,7 +110,7 @@ class Gatekeeper:
             if result.pairs_total:
                 events.append(reputation.Event("evidence", node_id, now, "calibration",
                                                result.pairs_correct / result.pairs_total, "", "judge"))
-        self._registry.record(events, new_nodes=[] if known else [candidate])
+        await self._registry.record(events, new_nodes=[] if known else [candidate])
         if known:
             self._registry.relocate(node_id, app.address, app.models, app.max_concurrency)
         if not passed:
@@ -144,9 +143,8 @@ class Gatekeeper:
         except NodeCallError as exc:
             log.info("calibration of %s: generate failed: %s", node.node_id, exc)
             return False
-        signed = signing.verify(node.public_key, got.signature,
-                                signing.candidate_bytes(round_id, nonce, node.node_id, got.model, got.text))
-        return signed and got.node_id == node.node_id and is_correct(got.text, challenge)
+        return (verification.candidate_is_signed(node.public_key, node.node_id, round_id, nonce, got)
+                and is_correct(got.text, challenge))
 
     async def _pairwise(self, node: NodeRecord, challenges: Sequence[PairwiseChallenge]) -> int:
         """Pairs judged right in both orders. Each challenge is its own Judge call, like a real round's batch."""
@@ -158,14 +156,10 @@ class Gatekeeper:
             except NodeCallError as exc:
                 log.info("calibration of %s: judge failed: %s", node.node_id, exc)
                 return False
+            checked = verification.check_verdicts(node.public_key, node.node_id, round_id, nonce, reply,
+                                                  {o.comparison_id: (o.answer_a, o.answer_b) for o in orders})
             want = {"q0": Preference.A, "q1": Preference.B}
-            good = 0
-            for v, o in zip(reply.verdicts, orders):
-                payload = signing.verdict_bytes(round_id, nonce, node.node_id, o.comparison_id, o.answer_a, o.answer_b,
-                                                int(v.preference or 0))
-                if v.comparison_id == o.comparison_id and v.preference == want[o.comparison_id] and \
-                        signing.verify(node.public_key, v.signature, payload):
-                    good += 1
-            return good == 2
+            return not checked.rejected and sorted(want.items()) == sorted(
+                (v.comparison_id, v.preference) for v in checked.accepted)
 
         return sum(await asyncio.gather(*(one(c) for c in challenges)))

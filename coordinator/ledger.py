@@ -16,7 +16,7 @@ import hashlib
 import json
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,9 @@ from swarmrank.protos import signing
 from swarmrank.protos.signing import Identity
 
 from . import reputation
+from .domain import RoundResult
+from .node_table import TRUST_COLUMNS, trust_from_row
+from .trust import RECORD_PRIOR, Trust
 
 ZERO_HASH = bytes(32)
 TAG = b"swarmrank/ledger/1\x00"
@@ -53,8 +56,19 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
             "min_truths": reputation.MIN_TRUTHS, "mean_line": reputation.MEAN_LINE,
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
-            "record_prior": reputation.RECORD_PRIOR}
+            "record_prior": RECORD_PRIOR}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
+
+
+def round_summary(result: RoundResult, ts: float, *, spot_check: bool, generators: Sequence[str], judgments: int,
+                  failures: int) -> dict[str, Any]:
+    """The ledger entry that closes a round: enough to audit it without storing its texts."""
+    return {
+        "kind": "round", "round": result.round_id, "ts": ts, "spot_check": spot_check,
+        "answer_sha256": signing.sha256(result.answer).hex(), "winner": result.winner_node_id,
+        "confidence": round(result.confidence, 6), "generators": sorted(generators),
+        "judgments": judgments, "failures": failures,
+    }
 
 
 class LedgerWriter:
@@ -150,14 +164,12 @@ def events(db_path: Path) -> list[reputation.Event]:
 
 @dataclass(frozen=True)
 class ReplayReport:
-    table: dict[str, reputation.Trust]
+    table: dict[str, Trust]
     mismatches: list[str]  # nodes whose stored trust differs from the replay
 
 
 def replay_and_compare(db_path: Path) -> ReplayReport:
     """Rebuild every node's trust from the ledger and compare it with the stored node table."""
-    from .store import TRUST_COLUMNS, trust_from_row  # the store imports this module
-
     table = reputation.replay(events(db_path))
     db = sqlite3.connect(f"file:{Path(db_path)}?mode=ro", uri=True)
     try:

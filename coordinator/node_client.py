@@ -95,7 +95,7 @@ class GrpcNodeClient:
     def __init__(self) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
 
-    def _stub(self, address: str) -> node_pb2_grpc.NodeStub:
+    def _stub(self, address: str) -> node_pb2_grpc.NodeAsyncStub:
         channel = self._channels.get(address)
         if channel is None:
             channel = self._channels[address] = grpc.aio.insecure_channel(address, options=limits.GRPC_OPTIONS)

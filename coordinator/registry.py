@@ -8,10 +8,13 @@ Trust changes only through ``record``, which writes ledger events and the node t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from swarmrank.protos.types import ModelInfo
 
 from . import reputation
 from .domain import NodeRecord
@@ -37,6 +40,7 @@ class Registry:
         self.heartbeat_interval = heartbeat_interval
         self.clock = clock
         self._nodes: dict[str, NodeRecord] = {n.node_id: n for n in store.load_nodes()}
+        self._commit_lock = asyncio.Lock()
 
     def get(self, node_id: str) -> NodeRecord | None:
         return self._nodes.get(node_id)
@@ -54,7 +58,7 @@ class Registry:
         now = self.clock()
         return [n for n in self.all() if n.trust.eligible and node_state(n, now, self.heartbeat_interval) == "healthy"]
 
-    def relocate(self, node_id: str, address: str, models: tuple, max_concurrency: int) -> NodeRecord:  # type: ignore[type-arg]
+    def relocate(self, node_id: str, address: str, models: tuple[ModelInfo, ...], max_concurrency: int) -> NodeRecord:
         """A known node registered again (restart, new address): keep its trust and history."""
         node = dataclasses.replace(self._nodes[node_id], address=address, models=models, max_concurrency=max_concurrency,
                                    last_seen_unix=self.clock(), failed_unix=0.0)
@@ -79,29 +83,44 @@ class Registry:
     def trusts(self) -> dict[str, Trust]:
         return {n.node_id: n.trust for n in self._nodes.values()}
 
-    def record(
+    async def record(
         self,
         events: Sequence[reputation.Event],
         *,
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
         summaries: Sequence[dict[str, Any]] = (),
-    ) -> None:
-        """Apply reputation events (and log round summaries) durably, then in memory."""
-        new = {n.node_id: n for n in new_nodes}
+    ) -> list[str]:
+        """Apply reputation events (and log round summaries) durably, then in memory. Returns the
+        nodes these events newly quarantined.
+
+        The fsync'd commit runs in a worker thread; the lock keeps records in call order (asyncio
+        locks are FIFO), so the ledger's order is the order of the calls and each record starts
+        from the trust the previous one left."""
+        async with self._commit_lock:
+            new = {n.node_id: n for n in new_nodes}
+            trusts = self._apply(events, new)
+            played = list(players)
+            bodies = [e.to_body() for e in events] + list(summaries)
+            await asyncio.to_thread(self._store.commit, bodies, trusts, new_nodes=list(new.values()), players=played)
+            was_quarantined = {node_id for node_id, n in self._nodes.items() if n.trust.status == "quarantined"}
+            for node_id, n in new.items():
+                self._nodes[node_id] = n
+            for node_id, t in trusts.items():
+                if node_id in self._nodes:
+                    self._nodes[node_id] = dataclasses.replace(self._nodes[node_id], trust=t)
+            for node_id in set(played):
+                if node_id in self._nodes:
+                    n = self._nodes[node_id]
+                    self._nodes[node_id] = dataclasses.replace(n, rounds=n.rounds + 1)
+            return sorted(node_id for node_id, t in trusts.items()
+                          if t.status == "quarantined" and node_id not in was_quarantined)
+
+    def _apply(self, events: Sequence[reputation.Event], new: dict[str, NodeRecord]) -> dict[str, Trust]:
+        """Each touched node's trust after ``events`` (nothing is changed yet)."""
         trusts: dict[str, Trust] = {}
         for e in events:
             known = self._nodes.get(e.node_id) or new.get(e.node_id)
             before = trusts.get(e.node_id) or (known.trust if known and e.node_id not in new else None)
             trusts[e.node_id] = reputation.apply(before, e)
-        played = list(players)
-        self._store.commit([e.to_body() for e in events] + list(summaries), trusts, new_nodes=new.values(), players=played)
-        for node_id, n in new.items():
-            self._nodes[node_id] = n
-        for node_id, t in trusts.items():
-            if node_id in self._nodes:
-                self._nodes[node_id] = dataclasses.replace(self._nodes[node_id], trust=t)
-        for node_id in set(played):
-            if node_id in self._nodes:
-                n = self._nodes[node_id]
-                self._nodes[node_id] = dataclasses.replace(n, rounds=n.rounds + 1)
+        return trusts

@@ -1,7 +1,9 @@
 """One consensus round, end to end: dispatch, generate, quorum, judge, aggregate, learn, answer.
 
-The orchestration lives here; every decision is delegated to a pure module (dispatch,
-judging_plan, consensus, reputation) and every network call goes through ``NodeClient``.
+Orchestration only: every rule is a pure module (ask_params, dispatch, judging_plan, verification,
+failed_calls, spot_checks, consensus, reputation, ledger.round_summary), every network call goes
+through ``NodeClient``, the Bradley-Terry fit and the durable writes run off the event loop, and
+spot checks run under a ``Supervisor``.
 """
 
 from __future__ import annotations
@@ -18,26 +20,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swarmrank.protos import limits, signing
+from swarmrank.protos import limits
 
+from . import ask_params, dispatch, failed_calls, judging_plan, ledger, reputation, spot_checks, verification
 from . import consensus as consensus_mod
-from . import dispatch, judging_plan, reputation
+from .calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge
 from .domain import (
     AskParams, Candidate, CandidateArrived, Dispatched, Failure, Judgment, JudgingProgress, NodeRecord,
     RankedCandidate, RoundEvent, RoundResult, candidate_label,
 )
-from .errors import InvalidAsk, QuorumNotReached, UnknownRound
+from .errors import QuorumNotReached, UnknownRound
 from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClient
-from .calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge, is_correct
 from .registry import Registry
 from .settings import CoordinatorSettings
 from .store import Store
+from .supervisor import Supervisor
 
 log = logging.getLogger("swarmrank.coordinator")
 
 Emit = Callable[[RoundEvent], None]
-# A node that did not answer in time or could not be reached loses its stake for the round.
-NO_SHOW_CODES = {"DEADLINE_EXCEEDED", "UNAVAILABLE", "TIMEOUT"}
+SPOT_CHECK_TASK = "spot check"  # the name of each spot check's task (LocalSwarm.settle waits for them)
+
+
+def _ignore(event: RoundEvent) -> None:
+    pass
 
 
 @dataclass
@@ -74,24 +80,11 @@ class RoundRunner:
         self._rng = rng or np.random.default_rng(settings.seed)
         self._bank = bank
         self._in_flight: Counter[str] = Counter()
-        self._spot_checks: set[asyncio.Task[RoundResult]] = set()
+        self._spot_checks = Supervisor("spot checks")
         self.counters: Counter[str] = Counter()  # rounds, failures by kind: exported in logs
 
     def validate(self, params: AskParams) -> AskParams:
-        s = self._settings
-        problem = limits.generation_problem(params.prompt, params.system, params.max_tokens, s.max_tokens_limit,
-                                            params.temperature)
-        if problem:
-            raise InvalidAsk(problem)
-        if params.k and not 2 <= params.k <= s.max_k:
-            raise InvalidAsk(f"k must be 2..{s.max_k} (0 for the default {s.k}), got {params.k}")
-        return AskParams(
-            prompt=params.prompt,
-            k=params.k or s.k,
-            max_tokens=params.max_tokens or s.default_max_tokens,
-            temperature=params.temperature,
-            system=params.system or s.system_prompt,
-        )
+        return ask_params.normalise(params, self._settings)
 
     def get(self, round_id: str) -> RoundResult:
         result = self._store.load_round(round_id) if 0 < len(round_id) <= limits.MAX_ID_CHARS else None
@@ -99,7 +92,7 @@ class RoundRunner:
             raise UnknownRound(f"no round with id {round_id[:80]!r}")
         return result
 
-    async def run(self, params: AskParams, emit: Emit = lambda e: None, *,
+    async def run(self, params: AskParams, emit: Emit = _ignore, *,
                   spot_check: GenerationChallenge | None = None) -> RoundResult:
         """One round. With ``spot_check`` the round is a hidden calibration question: it runs exactly
         like a client's round, and its known answer becomes ground-truth evidence about every node
@@ -107,36 +100,36 @@ class RoundRunner:
         params = self.validate(params)
         started, created = time.perf_counter(), time.time()
         state = _RoundState(uuid.uuid4().hex, params, emit, [], [])
+        quorum = self._settings.min_quorum
         available = self._registry.healthy()
-        if len(available) < self._settings.min_quorum:
-            raise QuorumNotReached(
-                f"{len(available)} healthy node(s); a round needs at least {self._settings.min_quorum}"
-            )
+        if len(available) < quorum:
+            raise QuorumNotReached(f"{len(available)} healthy node(s); a round needs at least {quorum}")
         chosen = dispatch.choose_generators(
             available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
         )
-        if len(chosen) < self._settings.min_quorum:
+        if len(chosen) < quorum:
             raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
         log.info("round=%s dispatched to %d node(s)", state.round_id, len(chosen))
         emit(Dispatched(state.round_id, tuple(n.node_id for n in chosen)))
 
         candidates = await self._generate(state, chosen)
-        if len(candidates) < self._settings.min_quorum:
-            self._learn(state, None, [], [], None)
+        if len(candidates) < quorum:
+            await self._learn(state, None, [], [], None)
             raise QuorumNotReached(
-                f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {self._settings.min_quorum}"
+                f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {quorum}"
             )
         failed = {f.node_id for f in state.failures}
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
-        verdict = consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(), prior=self._settings.prior)
+        verdict = await asyncio.to_thread(consensus_mod.rank_candidates, candidates, judgments, self._registry.trusts(),
+                                          prior=self._settings.prior)
         result = self._result(state, candidates, judgments, verdict, started, created)
-        self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
+        await self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
-            self._maybe_spot_check()
+            await self._maybe_spot_check()
         log.info(
             "round=%s answered by %s confidence=%.2f candidates=%d judgments=%d failures=%d seconds=%.2f",
             result.round_id, result.winner_node_id, result.confidence, len(candidates), len(judgments),
@@ -144,6 +137,13 @@ class RoundRunner:
         )
         emit(result)
         return result
+
+    def _call_failed(self, state: _RoundState, node_id: str, stage: str, exc: NodeCallError | TimeoutError) -> None:
+        failure = failed_calls.classify(exc)
+        if failure.no_show:
+            self._registry.mark_failed(node_id)
+        state.fail(node_id, stage, failure.reason, failure.penalty)
+        self.counters[f"{stage}_{failure.code.lower()}"] += 1
 
     async def _generate(self, state: _RoundState, chosen: Sequence[NodeRecord]) -> list[Candidate]:
         params = state.params
@@ -157,17 +157,11 @@ class RoundRunner:
                 async with asyncio.timeout(self._settings.generate_timeout):
                     got = await self._client.generate(node.address, order, self._settings.generate_timeout)
             except (NodeCallError, TimeoutError) as exc:
-                code = exc.code if isinstance(exc, NodeCallError) else "TIMEOUT"
-                if code in NO_SHOW_CODES:
-                    self._registry.mark_failed(node.node_id)
-                state.fail(node.node_id, "generate", str(exc) or code, "no_show" if code in NO_SHOW_CODES else None)
-                self.counters[f"generate_{code.lower()}"] += 1
+                self._call_failed(state, node.node_id, "generate", exc)
                 return None
             finally:
                 self._in_flight[node.node_id] -= 1
-            payload = signing.candidate_bytes(state.round_id, nonce, node.node_id, got.model, got.text)
-            if (got.node_id != node.node_id or got.round_id != state.round_id or got.nonce != nonce
-                    or not signing.verify(node.public_key, got.signature, payload)):
+            if not verification.candidate_is_signed(node.public_key, node.node_id, state.round_id, nonce, got):
                 state.fail(node.node_id, "generate", "candidate signature does not verify for this node and round", "bad_signature")
                 self.counters["bad_signature"] += 1
                 return None
@@ -184,11 +178,8 @@ class RoundRunner:
 
     async def _judge(self, state: _RoundState, candidates: Sequence[Candidate], judges: Sequence[NodeRecord],
                      known_pair: PairwiseChallenge | None = None) -> tuple[list[Judgment], list[Judgment]]:
-        """Judge the round's candidates. With ``known_pair`` (spot checks), every judge also gets that
-        pair's better and worse answers in both orders, mixed anonymously into its batch. Returns the
-        judgments of real candidates and, apart, those of the planted pair (answer indices n, n + 1)."""
-        if len(candidates) < 2 and known_pair is None:
-            return [], {}
+        """Judge the round's candidates (with a spot check's ``known_pair`` planted among them).
+        Returns the judgments of real candidates and, apart, those of the planted pair."""
         by_id = {n.node_id: n for n in judges}
         texts = [c.text.strip() for c in candidates]
         pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
@@ -199,15 +190,9 @@ class RoundRunner:
                                                   weights={j: reputation.judge_weight(trusts.get(j)) for j in by_id})
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
-        items = list(candidates)
-        planted: list[tuple[int, int, str]] = []
-        if known_pair is not None:  # planted answers have no author: every node may judge them
-            better, worse = len(items), len(items) + 1
-            # Fresh nonces, like any candidate's: a node that wrote the same text must still judge them.
-            items += [Candidate("", "", "", known_pair.better, os.urandom(16), b""),
-                      Candidate("", "", "", known_pair.worse, os.urandom(16), b"")]
-            planted = [(a, b, j) for j in sorted(by_id) for a, b in ((better, worse), (worse, better))]
-        planned = judging_plan.anonymise(planned, self._rng, round_tag=tag, planted=planted)
+        planting = spot_checks.plant(candidates, sorted(by_id), known_pair)
+        items = planting.items
+        planned = judging_plan.anonymise(planned, self._rng, round_tag=tag, planted=planting.planted)
         calls = [(judge, batch) for judge, group in judging_plan.batches(planned, limits.MAX_COMPARISONS_PER_JUDGE_CALL).items()
                  for batch in group]
         total, done = len(planned), 0
@@ -226,38 +211,25 @@ class RoundRunner:
                     reply = await self._client.judge(node.address, state.round_id, nonce, state.params.prompt, orders,
                                                      self._settings.judge_timeout)
             except (NodeCallError, TimeoutError) as exc:
-                code = exc.code if isinstance(exc, NodeCallError) else "TIMEOUT"
-                if code in NO_SHOW_CODES:
-                    self._registry.mark_failed(judge_id)
-                state.fail(judge_id, "judge", str(exc) or code, "no_show" if code in NO_SHOW_CODES else None)
-                self.counters[f"judge_{code.lower()}"] += 1
+                self._call_failed(state, judge_id, "judge", exc)
                 return
-            seen: set[str] = set()
-            for v in reply.verdicts:
-                p = asked.get(v.comparison_id)
-                if p is None or v.comparison_id in seen:
-                    state.fail(judge_id, "judge", f"verdict for a comparison it was not asked: {v.comparison_id[:40]!r}", "unasked_verdict")
-                    self.counters["unasked_verdict"] += 1
-                    continue
-                seen.add(v.comparison_id)
-                payload = signing.verdict_bytes(state.round_id, nonce, judge_id, v.comparison_id,
-                                                items[p.answer_a].text, items[p.answer_b].text,
-                                                int(v.preference or 0))
-                if (v.preference is None or reply.judge_node_id != judge_id
-                        or not signing.verify(node.public_key, v.signature, payload)):
-                    state.fail(judge_id, "judge", f"verdict {v.comparison_id!r} signature does not verify", "bad_signature")
-                    self.counters["bad_signature"] += 1
-                    continue
+            checked = verification.check_verdicts(node.public_key, judge_id, state.round_id, nonce, reply,
+                                                  {o.comparison_id: (o.answer_a, o.answer_b) for o in orders})
+            for rejected in checked.rejected:
+                state.fail(judge_id, "judge", rejected.reason, rejected.penalty)
+                self.counters[rejected.penalty] += 1
+            weight = reputation.judge_weight(trusts.get(judge_id))
+            for v in checked.accepted:
+                p = asked[v.comparison_id]
+                assert v.preference is not None  # check_verdicts accepts known preferences only
                 judgments.append(Judgment(judge_id, v.comparison_id, p.answer_a, p.answer_b, v.preference,
-                                          float(v.confidence), v.rationale[:200],
-                                          reputation.judge_weight(trusts.get(judge_id)), nonce, v.signature))
+                                          float(v.confidence), v.rationale[:200], weight, nonce, v.signature))
             done += len(batch)
             state.emit(JudgingProgress(done, total))
 
         await asyncio.gather(*(one(j, b) for j, b in calls))
         judgments.sort(key=lambda j: j.comparison_id)
-        n = len(candidates)  # planted answers have indices n (better) and n + 1 (worse)
-        return [j for j in judgments if j.answer_a < n], [j for j in judgments if j.answer_a >= n]
+        return spot_checks.split(judgments, len(candidates))
 
     def _result(self, state: _RoundState, candidates: Sequence[Candidate], judgments: Sequence[Judgment],
                 verdict: consensus_mod.Consensus, started: float, created: float) -> RoundResult:
@@ -275,48 +247,32 @@ class RoundRunner:
             elapsed_seconds=time.perf_counter() - started, created_unix=created,
         )
 
-    def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
-               candidates: Sequence[Candidate], spot_check: GenerationChallenge | None,
-               result: RoundResult | None = None, planted: Sequence[Judgment] = ()) -> None:
+    async def _learn(self, state: _RoundState, verdict: consensus_mod.Consensus | None, judgments: Sequence[Judgment],
+                     candidates: Sequence[Candidate], spot_check: GenerationChallenge | None,
+                     result: RoundResult | None = None, planted: Sequence[Judgment] = ()) -> None:
         ts = self._registry.clock()
         answer_of = {c.node_id: i for i, c in enumerate(candidates)}
         sole_roles = {node_id: record.sole_role for node_id, _ in state.penalties if (record := self._registry.get(node_id))}
         events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties, sole_roles)
         if spot_check is not None and candidates:
-            correct = [is_correct(c.text, spot_check) for c in candidates] + [True, False]  # + planted better, worse
-            events += reputation.spot_check_events(state.round_id, ts, correct, answer_of, [*judgments, *planted])
-        summaries = []
-        if result is not None:
-            summaries.append({
-                "kind": "round", "round": result.round_id, "ts": ts, "spot_check": spot_check is not None,
-                "answer_sha256": signing.sha256(result.answer).hex(), "winner": result.winner_node_id,
-                "confidence": round(result.confidence, 6), "generators": sorted(c.node_id for c in candidates),
-                "judgments": len(judgments), "failures": len(state.failures),
-            })
+            events += reputation.spot_check_events(state.round_id, ts, spot_checks.correctness(candidates, spot_check),
+                                                   answer_of, [*judgments, *planted])
+        summaries = [] if result is None else [ledger.round_summary(
+            result, ts, spot_check=spot_check is not None, generators=[c.node_id for c in candidates],
+            judgments=len(judgments), failures=len(state.failures))]
         players = [c.node_id for c in candidates] + [j.judge_node_id for j in judgments]
-        before = {n.node_id for n in self._registry.all() if n.trust.status == "quarantined"}
-        self._registry.record(events, players=players, summaries=summaries)
-        for node in self._registry.all():
-            if node.trust.status == "quarantined" and node.node_id not in before:
-                log.warning("node %s quarantined (reputation %.3f)", node.node_id, node.trust.score)
-                self.counters["quarantined"] += 1
+        for node_id in await self._registry.record(events, players=players, summaries=summaries):
+            node = self._registry.get(node_id)
+            log.warning("node %s quarantined (reputation %.3f)", node_id, node.trust.score if node else 0.0)
+            self.counters["quarantined"] += 1
 
-    def _maybe_spot_check(self) -> None:
-        """With probability spot_check_rate, follow a round with a hidden calibration round."""
-        if self._bank is None or self._spot_checks or self._rng.random() >= self._settings.spot_check_rate:
+    async def _maybe_spot_check(self) -> None:
+        """With probability spot_check_rate, follow a round with a hidden calibration round (one at a time)."""
+        if self._spot_checks.busy:
             return
-        challenge = self._bank.generation[int(self._rng.integers(0, len(self._bank.generation)))]
-        task = asyncio.get_running_loop().create_task(self.run(AskParams(prompt=challenge.question), spot_check=challenge))
-        self._spot_checks.add(task)
-
-        def done(t: asyncio.Task[RoundResult]) -> None:
-            self._spot_checks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.info("spot check did not complete: %s", t.exception())
-
-        task.add_done_callback(done)
+        challenge = spot_checks.choose(self._bank, self._rng, self._settings.spot_check_rate)
+        if challenge is not None:
+            await self._spot_checks.spawn(self.run(AskParams(prompt=challenge.question), spot_check=challenge), SPOT_CHECK_TASK)
 
     async def close(self) -> None:
-        for task in list(self._spot_checks):
-            task.cancel()
-        await asyncio.gather(*self._spot_checks, return_exceptions=True)
+        await self._spot_checks.close()

@@ -8,6 +8,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from typing import Any
+
 import grpc
 
 from swarmrank.protos import signing
@@ -35,7 +37,7 @@ MAX_CLOCK_SKEW = 120.0
 MAX_MODELS = 16
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: CoordinatorError) -> None:
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: CoordinatorError) -> None:
     await abort_with(context, exc, STATUS_FOR_ERROR)
 
 
@@ -45,7 +47,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
         self._registry = registry
         self._gatekeeper = gatekeeper
 
-    async def Ask(self, request: cpb.AskRequest, context: grpc.aio.ServicerContext) -> cpb.RoundResult:
+    async def Ask(self, request: cpb.AskRequest, context: grpc.aio.ServicerContext[Any, Any]) -> cpb.RoundResult:
         try:
             result = await self._runner.run(convert.ask_from_pb(request))
         except CoordinatorError as exc:
@@ -53,10 +55,16 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
             raise
         return convert.result_to_pb(result)
 
-    async def AskStream(self, request: cpb.AskRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[cpb.RoundEvent]:
+    async def AskStream(self, request: cpb.AskRequest, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[cpb.RoundEvent]:
         events: asyncio.Queue[RoundEvent | BaseException] = asyncio.Queue()
         task = asyncio.create_task(self._runner.run(convert.ask_from_pb(request), events.put_nowait))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or events.put_nowait(t.exception()))  # type: ignore[arg-type]
+
+        def failed(t: asyncio.Task[RoundResult]) -> None:
+            error = None if t.cancelled() else t.exception()
+            if error is not None:
+                events.put_nowait(error)
+
+        task.add_done_callback(failed)
         try:
             while True:
                 event = await events.get()
@@ -73,7 +81,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
                 with contextlib.suppress(BaseException):
                     await task
 
-    async def Challenge(self, request: cpb.ChallengeRequest, context: grpc.aio.ServicerContext) -> cpb.ChallengeResponse:
+    async def Challenge(self, request: cpb.ChallengeRequest, context: grpc.aio.ServicerContext[Any, Any]) -> cpb.ChallengeResponse:
         try:
             nonce, expires = self._gatekeeper.challenges.issue(request.public_key, context.peer() or "")
         except CoordinatorError as exc:
@@ -81,7 +89,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
             raise
         return cpb.ChallengeResponse(nonce=nonce, expires_unix=expires)
 
-    async def Register(self, request: cpb.RegisterRequest, context: grpc.aio.ServicerContext) -> cpb.RegisterResponse:
+    async def Register(self, request: cpb.RegisterRequest, context: grpc.aio.ServicerContext[Any, Any]) -> cpb.RegisterResponse:
         try:
             if not 1 <= len(request.models) <= MAX_MODELS:
                 raise RegistrationRefused(f"a node advertises 1..{MAX_MODELS} models")
@@ -99,7 +107,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
             node_id=node.node_id, heartbeat_interval_seconds=self._registry.heartbeat_interval, reputation=node.reputation
         )
 
-    async def Heartbeat(self, request: cpb.HeartbeatRequest, context: grpc.aio.ServicerContext) -> cpb.HeartbeatResponse:
+    async def Heartbeat(self, request: cpb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]) -> cpb.HeartbeatResponse:
         node = self._registry.get(request.node_id)
         if node is None or not node.trust.eligible:  # unknown or quarantined: it must (re-)qualify
             return cpb.HeartbeatResponse(known=False)
@@ -109,10 +117,10 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "heartbeat signature or timestamp does not verify")
         return cpb.HeartbeatResponse(known=self._registry.heartbeat(request.node_id))
 
-    async def ListNodes(self, request: cpb.ListNodesRequest, context: grpc.aio.ServicerContext) -> cpb.ListNodesResponse:
+    async def ListNodes(self, request: cpb.ListNodesRequest, context: grpc.aio.ServicerContext[Any, Any]) -> cpb.ListNodesResponse:
         return cpb.ListNodesResponse(nodes=[convert.node_status_to_pb(n, self._registry.state(n)) for n in self._registry.all()])
 
-    async def GetRound(self, request: cpb.GetRoundRequest, context: grpc.aio.ServicerContext) -> cpb.RoundResult:
+    async def GetRound(self, request: cpb.GetRoundRequest, context: grpc.aio.ServicerContext[Any, Any]) -> cpb.RoundResult:
         try:
             return convert.result_to_pb(self._runner.get(request.round_id))
         except CoordinatorError as exc:

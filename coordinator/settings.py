@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from swarmrank.kernels import DEFAULT_PRIOR
+
 
 class CoordinatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWARMRANK_COORDINATOR_", extra="forbid")
@@ -24,7 +26,7 @@ class CoordinatorSettings(BaseSettings):
     heartbeat_interval: float = Field(5.0, gt=0)
     exploration: float = Field(0.1, ge=0)
     judges_per_pair: int = Field(1, ge=1, le=16, description="judges that compare each pair (a panel when > 1)")
-    prior: float = Field(0.1, gt=0, description="Bradley-Terry prior strength (virtual comparisons)")
+    prior: float = Field(DEFAULT_PRIOR, gt=0, description="Bradley-Terry prior strength (virtual comparisons)")
     seed: int | None = Field(None, description="seed of the dispatch/plan randomness (None: fresh)")
     key_path: Path = Field(default_factory=lambda: Path.home() / ".config" / "swarmrank" / "coordinator.key",
                            description="Ed25519 key that signs the ledger (created 0600 on first start)")

@@ -22,28 +22,11 @@ from swarmrank.protos.types import ModelInfo, Preference, Role
 from .domain import Candidate, Failure, Judgment, NodeRecord, RankedCandidate, RoundResult
 from .ledger import SCHEMA as LEDGER_SCHEMA
 from .ledger import LedgerWriter
+from .node_table import SCHEMA as NODES_SCHEMA
+from .node_table import TRUST_COLUMNS, model_from_json, node_row, trust_from_row
 from .trust import Trust
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS nodes (
-    node_id TEXT PRIMARY KEY,
-    public_key BLOB NOT NULL,
-    address TEXT NOT NULL,
-    models TEXT NOT NULL,
-    max_concurrency INTEGER NOT NULL,
-    registered_unix REAL NOT NULL,
-    last_seen_unix REAL NOT NULL,
-    generator_score REAL NOT NULL,
-    judge_score REAL NOT NULL,
-    status TEXT NOT NULL,
-    truths_passed INTEGER NOT NULL,
-    trust_updated_unix REAL NOT NULL,
-    generator_sum REAL NOT NULL,
-    generator_n INTEGER NOT NULL,
-    judge_sum REAL NOT NULL,
-    judge_n INTEGER NOT NULL,
-    rounds INTEGER NOT NULL DEFAULT 0
-);
 CREATE TABLE IF NOT EXISTS rounds (
     round_id TEXT PRIMARY KEY,
     created_unix REAL NOT NULL,
@@ -80,26 +63,6 @@ def round_from_json(text: str) -> RoundResult:
     })
 
 
-TRUST_COLUMNS = ("generator_score, judge_score, status, truths_passed, trust_updated_unix, "
-                 "generator_sum, generator_n, judge_sum, judge_n")
-
-
-def trust_from_row(r: Sequence[Any]) -> Trust:
-    """A Trust from the TRUST_COLUMNS of a node row."""
-    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8])
-
-
-def _model(stored: dict[str, Any]) -> ModelInfo:
-    return ModelInfo(**{**stored, "role": Role(stored.get("role", 0))})
-
-
-def _node_row(n: NodeRecord) -> tuple[Any, ...]:
-    return (n.node_id, n.public_key, n.address, json.dumps([asdict(m) for m in n.models]), n.max_concurrency,
-            n.registered_unix, n.last_seen_unix, n.trust.generator, n.trust.judge, n.trust.status,
-            n.trust.truths_passed, n.trust.updated_unix, n.trust.generator_sum, n.trust.generator_n,
-            n.trust.judge_sum, n.trust.judge_n, n.rounds)
-
-
 class Store:
     def __init__(self, path: Path, identity: Identity) -> None:
         path = Path(path).expanduser()
@@ -108,7 +71,7 @@ class Store:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA + LEDGER_SCHEMA)
+        self._db.executescript(NODES_SCHEMA + SCHEMA + LEDGER_SCHEMA)
         self._ledger = LedgerWriter(self._db, identity)
         self.path = path
 
@@ -140,7 +103,7 @@ class Store:
                 f"{TRUST_COLUMNS}, rounds FROM nodes"
             ).fetchall()
         return [
-            NodeRecord(r[0], bytes(r[1]), r[2], tuple(_model(m) for m in json.loads(r[3])), r[4], r[5], r[6],
+            NodeRecord(r[0], bytes(r[1]), r[2], tuple(model_from_json(m) for m in json.loads(r[3])), r[4], r[5], r[6],
                        trust_from_row(r[7:16]), r[16])
             for r in rows
         ]
@@ -158,7 +121,7 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for n in new_nodes:
-                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _node_row(n))
+                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", node_row(n))
                 self._ledger.append(self._db, list(bodies))
                 for node_id, t in trusts.items():
                     self._db.execute(

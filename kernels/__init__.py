@@ -1,11 +1,11 @@
 """Numeric core of consensus: weighted Bradley-Terry (numpy reference, batched torch backend)."""
 
-from .bradley_terry import BTResult, ConvergenceError, fit, win_matrix
+from .bradley_terry import DEFAULT_PRIOR, BTResult, ConvergenceError, fit, win_matrix, win_probability
 
-__all__ = ["BTResult", "ConvergenceError", "fit", "fit_batch", "win_matrix"]
+__all__ = ["DEFAULT_PRIOR", "BTResult", "ConvergenceError", "fit", "fit_batch", "win_matrix", "win_probability"]
 
 
-def __getattr__(name: str):  # torch is optional: import the batched backend only when asked
+def __getattr__(name: str) -> object:  # torch is optional: import the batched backend only when asked
     if name == "fit_batch":
         from .batch import fit_batch
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .bradley_terry import DEFAULT_MAX_ITER, DEFAULT_PRIOR, DEFAULT_TOL, BTResult, ConvergenceError, _validate
+from .bradley_terry import DEFAULT_MAX_ITER, DEFAULT_PRIOR, DEFAULT_TOL, BTResult, ConvergenceError, _validate, win_probability
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,7 @@ class BatchResult:
         n = int(self.n_items[b])
         theta = self.strengths[b, :n]
         ranking = np.argsort(-theta, kind="stable")
-        win = 1.0 / (1.0 + np.exp(theta - theta[ranking[0]]))
-        return BTResult(theta, ranking, win, self.standard_errors[b, :n], self.covariance[b, :n, :n], int(self.iterations[b]))
+        return BTResult(theta, ranking, win_probability(theta, int(ranking[0])), self.standard_errors[b, :n], self.covariance[b, :n, :n], int(self.iterations[b]))
 
 
 def default_device() -> torch.device:
@@ -55,7 +54,7 @@ class _Comparisons:
     losses: torch.Tensor  # weighted wins of second over first
 
 
-def _comparisons(sizes: np.ndarray, comparisons: Sequence[ArrayLike], weights: Sequence[ArrayLike] | None,
+def _comparisons(sizes: np.ndarray, comparisons: Sequence[ArrayLike] | np.ndarray, weights: Sequence[ArrayLike] | None,
                  device: torch.device) -> _Comparisons:
     """Validate all rounds in one pass and lay them out as padded tensors (no loop over rows)."""
     B, N = len(sizes), int(sizes.max())
@@ -98,7 +97,7 @@ def _comparisons(sizes: np.ndarray, comparisons: Sequence[ArrayLike], weights: S
 
 def fit_batch(
     n_items: Sequence[int] | int,
-    comparisons: Sequence[ArrayLike],
+    comparisons: Sequence[ArrayLike] | np.ndarray,
     *,
     weights: Sequence[ArrayLike] | None = None,
     prior: float = DEFAULT_PRIOR,

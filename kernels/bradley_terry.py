@@ -103,7 +103,7 @@ def win_matrix(n_items: int, comparisons: ArrayLike, weights: ArrayLike | None =
     i, j, outcome, w = _validate(n_items, comparisons, weights)
     index = np.concatenate([i * n_items + j, j * n_items + i])
     credit = np.concatenate([w * outcome, w * (1.0 - outcome)])
-    return np.bincount(index, credit, minlength=n_items * n_items).reshape(n_items, n_items)
+    return np.bincount(index, credit, minlength=n_items * n_items).reshape(n_items, n_items).astype(np.float64)
 
 
 class _Point:
@@ -123,11 +123,11 @@ class _Point:
 
     def gradient(self, wins: np.ndarray, prior: float) -> np.ndarray:
         m = wins * self.p.T  # m[i, j] = W_ij P(j beats i): d/dtheta_i of W_ij log p_ij
-        return m.sum(axis=1) - m.sum(axis=0) + prior * (1.0 - 2.0 * self.s0)
+        return np.asarray(m.sum(axis=1) - m.sum(axis=0) + prior * (1.0 - 2.0 * self.s0), dtype=np.float64)
 
     def information(self, games: np.ndarray, prior: float) -> np.ndarray:
         """Observed information (negative Hessian of the log-posterior)."""
-        info = -games * self.p * self.p.T  # zero diagonal: no item meets itself
+        info: np.ndarray = -games * self.p * self.p.T  # zero diagonal: no item meets itself
         info.flat[:: len(self.theta) + 1] = -info.sum(axis=1) + 2.0 * prior * self.s0 * (1.0 - self.s0)
         return info
 
@@ -164,6 +164,11 @@ def fit_wins(
     raise ConvergenceError(max_iter, residual)
 
 
+def win_probability(theta: NDArray[np.float64], leader: int) -> NDArray[np.float64]:
+    """P(item ``leader`` beats item i) for every i under strengths ``theta`` (0.5 for itself)."""
+    return np.asarray(1.0 / (1.0 + np.exp(theta - theta[leader])), dtype=np.float64)
+
+
 def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> BTResult:
     info = point.information(games, prior)
     n = len(point.theta)
@@ -171,16 +176,15 @@ def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> 
         # info is singular along 1 (only differences are identified); for a connected graph its
         # pseudo-inverse, which is already the covariance of centred strengths, is
         # inv(info + 11^T/n) - 11^T/n.
-        cov = np.linalg.inv(info + 1.0 / n) - 1.0 / n
+        cov = np.asarray(np.linalg.inv(info + 1.0 / n) - 1.0 / n, dtype=np.float64)
     else:
         # Covariance of the centred strengths (what we return): project out the common level,
         # which only the prior pins down and which no comparison can inform.
         centre = np.eye(n) - 1.0 / n
-        cov = centre @ np.linalg.inv(info) @ centre
+        cov = np.asarray(centre @ np.linalg.inv(info) @ centre, dtype=np.float64)
     theta = point.theta - point.theta.mean()
     ranking = np.argsort(-theta, kind="stable")
-    win = 1.0 / (1.0 + np.exp(theta - theta[ranking[0]]))
-    return BTResult(theta, ranking, win, np.sqrt(np.clip(np.diag(cov), 0.0, None)), cov, iterations)
+    return BTResult(theta, ranking, win_probability(theta, int(ranking[0])), np.sqrt(np.clip(np.diag(cov), 0.0, None)), cov, iterations)
 
 
 def fit(

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from swarmrank.protos.types import ModelInfo, Role
+from swarmrank.protos.model_info import model_info_from_pb, model_info_to_pb
 from swarmrank.protos.v1 import node_pb2 as pb
 
 from .service import ComparisonItem, Description, GenerateCall, JudgeCall, SignedCandidate, SignedVerdict
-
-
-def model_info_to_pb(m: ModelInfo) -> pb.ModelInfo:
-    return pb.ModelInfo(
-        name=m.name, family=m.family, parameters=m.parameters, quantization=m.quantization,
-        runtime=m.runtime, device=m.device, chat=m.chat, context_length=m.context_length, role=int(m.role),  # type: ignore[arg-type]
-    )
-
-
-def model_info_from_pb(m: pb.ModelInfo) -> ModelInfo:
-    return ModelInfo(
-        name=m.name, family=m.family, parameters=m.parameters, quantization=m.quantization,
-        runtime=m.runtime, device=m.device, chat=m.chat, context_length=m.context_length,
-        role=Role(m.role) if m.role in Role._value2member_map_ else Role.GENERATE_AND_JUDGE,
-    )
 
 
 def describe_to_pb(d: Description, protocol_version: str) -> pb.DescribeResponse:
@@ -61,6 +46,6 @@ def judge_call_from_pb(r: pb.JudgeRequest) -> JudgeCall:
 
 def verdict_to_pb(v: SignedVerdict) -> pb.Verdict:
     return pb.Verdict(
-        comparison_id=v.comparison_id, preference=int(v.preference), confidence=v.confidence,
+        comparison_id=v.comparison_id, preference=pb.Preference.ValueType(v.preference), confidence=v.confidence,
         rationale=v.rationale, signature=v.signature,
     )

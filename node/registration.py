@@ -14,11 +14,11 @@ from collections.abc import Callable
 import grpc
 
 from swarmrank.protos import limits, signing
+from swarmrank.protos.model_info import model_info_to_pb
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 
-from . import convert
 from .service import Description
 
 log = logging.getLogger("swarmrank.node.registration")
@@ -30,7 +30,7 @@ MAX_BACKOFF = 30.0
 
 
 async def register_once(
-    stub: coordinator_pb2_grpc.CoordinatorStub, identity: Identity, address: str, description: Description
+    stub: coordinator_pb2_grpc.CoordinatorAsyncStub, identity: Identity, address: str, description: Description
 ) -> cpb.RegisterResponse:
     challenge = await stub.Challenge(cpb.ChallengeRequest(public_key=identity.public_key), timeout=CALL_TIMEOUT)
     signature = identity.sign(signing.registration_bytes(challenge.nonce, identity.public_key, address))
@@ -39,7 +39,7 @@ async def register_once(
             public_key=identity.public_key,
             nonce=challenge.nonce,
             address=address,
-            models=[convert.model_info_to_pb(m) for m in description.models],
+            models=[model_info_to_pb(m) for m in description.models],
             max_concurrency=description.max_concurrency,
             signature=signature,
         ),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from typing import Any
+
 import grpc
 
 from swarmrank.protos import PROTOCOL_VERSION
@@ -25,7 +27,7 @@ STATUS_FOR_ERROR: dict[type[NodeError], grpc.StatusCode] = {
 }
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: NodeError) -> None:
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: NodeError) -> None:
     await abort_with(context, exc, STATUS_FOR_ERROR)
 
 
@@ -33,11 +35,11 @@ class NodeServicer(node_pb2_grpc.NodeServicer):
     def __init__(self, service: NodeService) -> None:
         self._service = service
 
-    async def Describe(self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext) -> pb.DescribeResponse:
+    async def Describe(self, request: pb.DescribeRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.DescribeResponse:
         return convert.describe_to_pb(self._service.describe(), PROTOCOL_VERSION)
 
     async def Generate(
-        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.GenerateResponse]:
         try:
             async for item in self._service.generate(convert.generate_call_from_pb(request)):
@@ -48,7 +50,7 @@ class NodeServicer(node_pb2_grpc.NodeServicer):
         except NodeError as exc:
             await _abort(context, exc)
 
-    async def Judge(self, request: pb.JudgeRequest, context: grpc.aio.ServicerContext) -> pb.JudgeResponse:
+    async def Judge(self, request: pb.JudgeRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.JudgeResponse:
         try:
             verdicts = await self._service.judge(convert.judge_call_from_pb(request))
         except NodeError as exc:

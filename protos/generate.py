@@ -1,4 +1,4 @@
-"""Regenerate the checked-in protobuf/gRPC code and .pyi stubs.
+"""Regenerate the checked-in protobuf/gRPC code and its .pyi stubs (messages and services).
 
     python -m swarmrank.protos.generate          # rewrite protos/v1/*_pb2*.py(i)
     python -m swarmrank.protos.generate --check  # exit 1 if the checked-in code is stale
@@ -19,7 +19,7 @@ from pathlib import Path
 
 V1_DIR = Path(__file__).resolve().parent / "v1"
 IMPORT_PREFIX = Path("swarmrank/protos/v1")
-GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
 
 def generate_into(out_dir: Path) -> list[Path]:
@@ -36,17 +36,20 @@ def generate_into(out_dir: Path) -> list[Path]:
             shutil.copy(proto, src_root / IMPORT_PREFIX / proto.name)
         well_known = Path(grpc_tools.__file__).parent / "_proto"
         # The mypy plugin sits next to this interpreter, which need not be on PATH (.venv/bin/python).
-        plugin = shutil.which("protoc-gen-mypy", path=str(Path(sys.executable).parent)) or shutil.which("protoc-gen-mypy")
-        if plugin is None:
+        plugin, grpc_plugin = (shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+                               for name in ("protoc-gen-mypy", "protoc-gen-mypy_grpc"))
+        if plugin is None or grpc_plugin is None:
             raise RuntimeError("protoc-gen-mypy not found: pip install mypy-protobuf (the dev extra)")
         args = [
             "protoc",
             f"--plugin=protoc-gen-mypy={plugin}",
+            f"--plugin=protoc-gen-mypy_grpc={grpc_plugin}",
             f"-I{src_root}",
             f"-I{well_known}",
             f"--python_out={gen_root}",
             f"--grpc_python_out={gen_root}",
             f"--mypy_out={gen_root}",
+            f"--mypy_grpc_out={gen_root}",
             *[str(IMPORT_PREFIX / p.name) for p in protos],
         ]
         if protoc.main(args) != 0:

@@ -45,3 +45,16 @@ class ModelInfo:
     chat: bool = True
     context_length: int = 0
     role: Role = Role.GENERATE_AND_JUDGE
+
+
+# Progress events of a round, the same for the coordinator that emits them and the client that reads them.
+@dataclass(frozen=True)
+class Dispatched:
+    round_id: str
+    node_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JudgingProgress:
+    done: int
+    total: int

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb  # noqa: E402
 from swarmrank.protos.v1 import coordinator_pb2_grpc  # noqa: E402
 
 
+pytest_plugins = ["reaper"]  # every process a test or fixture starts is killed when it fails, and at the end
+
 TIERS = ("unit", "component", "e2e")
 
 
@@ -34,7 +37,7 @@ def bigram_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def bg() -> BackgroundLoop:
+def bg() -> Iterator[BackgroundLoop]:
     loop = BackgroundLoop()
     yield loop
     loop.close()
@@ -57,7 +60,7 @@ requires_models = pytest.mark.skipif(not models_available(), reason="needs the m
 
 
 @pytest.fixture()
-def swarm(bg, tmp_path):  # type: ignore[no-untyped-def]
+def swarm(bg, tmp_path):
     """A real coordinator and three real nodes (different tiny ONNX models) on 127.0.0.1."""
     coord = RunningCoordinator(bg, coordinator_settings(tmp_path, heartbeat_interval=0.5, seed=7))
     nodes = []

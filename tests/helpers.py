@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ class BackgroundLoop:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
 
-    def run(self, coro, timeout: float = 120.0):  # type: ignore[no-untyped-def]
+    def run(self, coro, timeout: float = 120.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
@@ -96,15 +97,35 @@ class BackgroundLoop:
         self._thread.join(10)
 
 
-class RunningNode:
+class _RunningDaemon:
+    """A real daemon's ``serve`` coroutine on the background loop, until ``stop``."""
+
+    def __init__(self, bg: BackgroundLoop, serve: Callable[[asyncio.Event], Awaitable[None]], ready: threading.Event) -> None:
+        self._bg = bg
+        self._stop: asyncio.Event | None = None
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await serve(self._stop)
+
+        self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
+        while not ready.wait(0.1):
+            if self.task.done():
+                self.task.result()  # raises the start-up error
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._bg.loop.call_soon_threadsafe(self._stop.set)
+        self.task.result(60)
+
+
+class RunningNode(_RunningDaemon):
     """A real node daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, bg: BackgroundLoop, settings, backend: Backend | None = None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bg: BackgroundLoop, settings, backend: Backend | None = None) -> None:
         from swarmrank.node.daemon import serve
 
-        self._bg = bg
         ready = threading.Event()
-        self._stop: asyncio.Event | None = None
         self.node_id = ""
         self.address = ""
 
@@ -112,19 +133,23 @@ class RunningNode:
             self.node_id, self.address = node_id, address
             ready.set()
 
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await serve(settings, backend=backend, on_ready=on_ready, stop=self._stop)
+        super().__init__(bg, lambda stop: serve(settings, backend=backend, on_ready=on_ready, stop=stop), ready)
 
-        self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
-        while not ready.wait(0.1):
-            if self.task.done():
-                self.task.result()  # raises the start-up error
-        
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._bg.loop.call_soon_threadsafe(self._stop.set)
-        self.task.result(60)
+
+class RunningCoordinator(_RunningDaemon):
+    """A real coordinator daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
+
+    def __init__(self, bg: BackgroundLoop, settings, client=None) -> None:
+        from swarmrank.coordinator.daemon import serve
+
+        ready = threading.Event()
+        self.address = ""
+
+        def on_ready(address: str) -> None:
+            self.address = address
+            ready.set()
+
+        super().__init__(bg, lambda stop: serve(settings, client=client, on_ready=on_ready, stop=stop), ready)
 
 
 def fake_info(name: str = "fake") -> ModelInfo:
@@ -134,36 +159,6 @@ def fake_info(name: str = "fake") -> ModelInfo:
 __all__ = ["BackgroundLoop", "GatedBackend", "RunningNode", "build_bigram_onnx", "fake_info", "Preference"]
 
 
-class RunningCoordinator:
-    """A real coordinator daemon (``serve``) on 127.0.0.1 with an ephemeral port."""
-
-    def __init__(self, bg: BackgroundLoop, settings, client=None) -> None:  # type: ignore[no-untyped-def]
-        from swarmrank.coordinator.daemon import serve
-
-        self._bg = bg
-        ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self.address = ""
-
-        def on_ready(address: str) -> None:
-            self.address = address
-            ready.set()
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await serve(settings, client=client, on_ready=on_ready, stop=self._stop)
-
-        self.task = asyncio.run_coroutine_threadsafe(main(), bg.loop)
-        while not ready.wait(0.1):
-            if self.task.done():
-                self.task.result()
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._bg.loop.call_soon_threadsafe(self._stop.set)
-        self.task.result(60)
-
-
 CORPORA = {
     "paris": "Paris is the capital of France.\0" * 8,
     "rome": "Rome? No: Paris. Rome is in Italy.\0" * 8,
@@ -171,7 +166,8 @@ CORPORA = {
 }
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 120.0, interval: float = 0.05) -> None:
+    """Until ``predicate()``; ``timeout`` is an overall limit for a loaded machine, not an expected time."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -181,12 +177,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: flo
         time.sleep(interval)
 
 
-def coordinator_settings(tmp_path: Path, **overrides: object):  # type: ignore[no-untyped-def]
+def coordinator_settings(tmp_path: Path, **overrides: object):
     """Settings for a test coordinator: its own database and key under ``tmp_path``, an ephemeral port.
     Tiny test models cannot pass arithmetic calibration, so the threshold defaults to 0 here: nodes
     are still calibrated (the score is recorded as evidence) but always admitted."""
     from swarmrank.coordinator.settings import CoordinatorSettings
 
-    values = {"listen": "127.0.0.1:0", "db": tmp_path / "c.db", "key_path": tmp_path / "coordinator.key",
+    values: dict[str, Any] = {"listen": "127.0.0.1:0", "db": tmp_path / "c.db", "key_path": tmp_path / "coordinator.key",
               "calibration_threshold": 0.0, "spot_check_rate": 0.0, **overrides}
     return CoordinatorSettings(**values)

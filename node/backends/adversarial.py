@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 from swarmrank.protos.types import Preference
 
-from ..answers import answer_kind, same_answer
+from swarmrank.protos.answers import answer_kind, same_answer
 from .base import Backend, Completion, GenerationParams, PairVerdict
 
 KINDS = ("random", "always-a", "colluding", "sybil", "lazy", "two-faced")
@@ -49,7 +49,7 @@ class Adversary:
         self._honest_calls = honest_calls
         self._calls = 0
         # what the honest model would answer (its recorded answer), to know what to lie about
-        self._recorded = recorded or getattr(honest, "recorded", lambda q: "")
+        self._recorded: Callable[[str], str] = recorded or getattr(honest, "recorded", None) or (lambda q: "")
         self.info = honest.info
         self.max_concurrency = honest.max_concurrency
 

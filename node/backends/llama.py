@@ -21,7 +21,7 @@ from swarmrank.protos.types import ModelInfo
 
 from ..catalogue import CatalogueEntry
 from ..errors import ModelUnavailable
-from ..judging import JUDGE_SYSTEM, judge_completion_prompt, judge_user_message, verdict_from_logprobs
+from .judging import JUDGE_SYSTEM, judge_completion_prompt, judge_user_message, verdict_from_logprobs
 from .base import Completion, GenerationParams, PairVerdict
 
 _VERDICT_SPELLINGS = {
@@ -86,7 +86,7 @@ class LlamaCppBackend:
         """The prompt text and stop strings for one user turn."""
         if self._formatter is not None:
             messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-            r = self._formatter(messages=messages)
+            r = self._formatter(messages=messages)  # type: ignore[arg-type]  # plain dicts are its chat messages
             stop = [r.stop] if isinstance(r.stop, str) else list(r.stop or [])
             return r.prompt, stop
         head = f"{system}\n\n" if system else ""
@@ -129,12 +129,12 @@ class LlamaCppBackend:
         limit = self._llm.n_ctx() - 1
         if len(tokens) > limit:  # keep the end: it holds the instruction and answer B
             tokens = tokens[:1] + tokens[-(limit - 1) :]
-        self._llm.reset()
+        self._llm.reset()  # type: ignore[no-untyped-call]  # untyped in llama-cpp-python
         self._llm.eval(tokens)
         ptr = self._llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),)).astype(np.float64)
         m = logits.max()
-        return logits - m - math.log(np.exp(logits - m).sum())
+        return np.asarray(logits - m - math.log(np.exp(logits - m).sum()), dtype=np.float64)
 
     def judge(self, question: str, answer_a: str, answer_b: str) -> PairVerdict:
         if self._formatter is not None:

@@ -17,7 +17,7 @@ import numpy as np
 from swarmrank.protos.types import ModelInfo
 
 from ..errors import ModelUnavailable
-from ..judging import judge_completion_prompt, verdict_from_logprobs
+from .judging import judge_completion_prompt, verdict_from_logprobs
 from .base import Completion, GenerationParams, PairVerdict
 
 VOCAB = 256
@@ -26,7 +26,7 @@ VOCAB = 256
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     m = x.max()
-    return x - m - math.log(np.exp(x - m).sum())
+    return np.asarray(x - m - math.log(np.exp(x - m).sum()), dtype=np.float64)
 
 
 class OnnxBackend:
@@ -63,7 +63,7 @@ class OnnxBackend:
 
     def _next_logits(self, ids: list[int]) -> np.ndarray:
         window = np.asarray([ids[-self._context :]], dtype=np.int64)
-        return self._session.run(None, {self._input: window})[0][0, -1]
+        return np.asarray(self._session.run(None, {self._input: window})[0][0, -1])
 
     def _prompt(self, params: GenerationParams) -> str:
         head = f"{params.system}\n\n" if params.system else ""

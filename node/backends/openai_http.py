@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -17,7 +18,7 @@ import httpx
 from swarmrank.protos.types import ModelInfo
 
 from ..errors import BackendFailure, ModelUnavailable
-from ..judging import JUDGE_SYSTEM, judge_user_message, parse_verdict, verdict_from_logprobs
+from .judging import JUDGE_SYSTEM, judge_user_message, parse_verdict, verdict_from_logprobs
 from .base import Completion, GenerationParams, PairVerdict
 
 
@@ -57,7 +58,7 @@ class OpenAIHTTPBackend:
             "stream_options": {"include_usage": True},
         }
         pieces: list[str] = []
-        finish, usage = "stop", {}
+        finish, usage = "stop", dict[str, Any]()
         try:
             with self._http.stream("POST", "/chat/completions", json=body) as resp:
                 if resp.status_code != 200:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from swarmrank.protos.types import ModelInfo, Preference, Role
 
-from ..answers import same_answer
+from swarmrank.protos.answers import same_answer
 from .base import Completion, GenerationParams, PairVerdict
 
 ANSWER_TEMPLATE = "The answer is {answer}."

@@ -14,7 +14,7 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import node_pb2 as npb
 
 
-def test_round_over_real_grpc(swarm) -> None:  # type: ignore[no-untyped-def]
+def test_round_over_real_grpc(swarm) -> None:
     coord, nodes, stub = swarm
     result = stub.Ask(cpb.AskRequest(prompt="The capital of France"), timeout=60)
     assert len(result.candidates) == 3 and not result.failures
@@ -39,7 +39,7 @@ def test_round_over_real_grpc(swarm) -> None:  # type: ignore[no-untyped-def]
     assert again == result
 
 
-def test_ask_stream_events(swarm) -> None:  # type: ignore[no-untyped-def]
+def test_ask_stream_events(swarm) -> None:
     _, _, stub = swarm
     events = list(stub.AskStream(cpb.AskRequest(prompt="The capital of France", k=3), timeout=60))
     kinds = [e.WhichOneof("event") for e in events]
@@ -58,7 +58,7 @@ def test_ask_stream_events(swarm) -> None:  # type: ignore[no-untyped-def]
         ({"prompt": "hi", "max_tokens": 100_000}, grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
-def test_malformed_asks(swarm, request_kwargs, code) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_asks(swarm, request_kwargs, code) -> None:
     _, _, stub = swarm
     with pytest.raises(grpc.RpcError) as info:
         stub.Ask(cpb.AskRequest(**request_kwargs), timeout=10)
@@ -66,14 +66,14 @@ def test_malformed_asks(swarm, request_kwargs, code) -> None:  # type: ignore[no
     assert stub.Ask(cpb.AskRequest(prompt="The capital of France"), timeout=60).answer  # still serving
 
 
-def test_unknown_round(swarm) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_round(swarm) -> None:
     _, _, stub = swarm
     with pytest.raises(grpc.RpcError) as info:
         stub.GetRound(cpb.GetRoundRequest(round_id="nope"), timeout=5)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in info.value.details()
 
 
-def test_registration_needs_proof_of_possession(swarm) -> None:  # type: ignore[no-untyped-def]
+def test_registration_needs_proof_of_possession(swarm) -> None:
     _, _, stub = swarm
     me, other = Identity.generate(), Identity.generate()
     models = [npb.ModelInfo(name="x")]

@@ -28,7 +28,7 @@ class ForgingServicer(NodeServicer):
         super().__init__(service)
         self._forger = forger
 
-    async def Generate(self, request, context):  # type: ignore[no-untyped-def]
+    async def Generate(self, request, context):
         async for event in super().Generate(request, context):
             if event.HasField("candidate"):
                 event.candidate.signature = self._forger.sign(b"anything")
@@ -42,7 +42,7 @@ class ReplayingServicer(NodeServicer):
         super().__init__(service)
         self._first: pb.Candidate | None = None
 
-    async def Generate(self, request, context):  # type: ignore[no-untyped-def]
+    async def Generate(self, request, context):
         async for event in super().Generate(request, context):
             if event.HasField("candidate"):
                 if self._first is None:
@@ -56,13 +56,13 @@ class ReplayingServicer(NodeServicer):
 class OverreachingServicer(NodeServicer):
     """Adds a verdict for a comparison it was never asked about."""
 
-    async def Judge(self, request, context):  # type: ignore[no-untyped-def]
+    async def Judge(self, request, context):
         reply = await super().Judge(request, context)
         reply.verdicts.add(comparison_id="not-asked", preference=pb.PREFERENCE_A, signature=b"x" * 64)
         return reply
 
 
-def start_custom_node(bg, servicer_cls, identity: Identity, backend, coordinator: str, **kw):  # type: ignore[no-untyped-def]
+def start_custom_node(bg, servicer_cls, identity: Identity, backend, coordinator: str, **kw):
     """A node whose gRPC servicer a test replaced, registered like any other node."""
     service = NodeService(identity, backend)
 
@@ -79,14 +79,14 @@ def start_custom_node(bg, servicer_cls, identity: Identity, backend, coordinator
 
 
 @pytest.fixture()
-def coordinator(bg, tmp_path):  # type: ignore[no-untyped-def]
+def coordinator(bg, tmp_path):
     # Long heartbeat interval: the custom nodes do not heartbeat, and must stay healthy for the test.
     c = RunningCoordinator(bg, coordinator_settings(tmp_path, heartbeat_interval=60, seed=3))
     yield c
     c.stop()
 
 
-def honest_nodes(bg, tmp_path, coordinator, names):  # type: ignore[no-untyped-def]
+def honest_nodes(bg, tmp_path, coordinator, names):
     return [
         RunningNode(bg, NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / f"{n}.key", model=n, coordinator=coordinator.address),
                     OnnxBackend(build_bigram_onnx(tmp_path / f"{n}.onnx", CORPORA[n]), name=n))
@@ -94,7 +94,7 @@ def honest_nodes(bg, tmp_path, coordinator, names):  # type: ignore[no-untyped-d
     ]
 
 
-def ask(address: str, **kw) -> cpb.RoundResult:  # type: ignore[no-untyped-def]
+def ask(address: str, **kw) -> cpb.RoundResult:
     with grpc.insecure_channel(address) as channel:
         return coordinator_pb2_grpc.CoordinatorStub(channel).Ask(cpb.AskRequest(prompt="The capital of France", **kw), timeout=60)
 
@@ -104,7 +104,7 @@ def reputations(address: str) -> dict[str, float]:
         return {n.node_id: n.reputation for n in coordinator_pb2_grpc.CoordinatorStub(channel).ListNodes(cpb.ListNodesRequest(), timeout=5).nodes}
 
 
-def test_candidate_signed_by_another_key_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+def test_candidate_signed_by_another_key_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:
     honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
     liar = Identity.generate()
     server = start_custom_node(bg, ForgingServicer, liar, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
@@ -122,7 +122,7 @@ def test_candidate_signed_by_another_key_is_dropped_and_penalised(bg, tmp_path, 
             n.stop()
 
 
-def test_verdict_for_unasked_pair_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+def test_verdict_for_unasked_pair_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:
     honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
     judge = Identity.generate()
     server = start_custom_node(bg, OverreachingServicer, judge, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
@@ -141,7 +141,7 @@ def test_verdict_for_unasked_pair_is_dropped_and_penalised(bg, tmp_path, coordin
             n.stop()
 
 
-def test_too_few_nodes_is_unavailable_with_a_clear_message(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+def test_too_few_nodes_is_unavailable_with_a_clear_message(bg, tmp_path, coordinator) -> None:
     nodes = honest_nodes(bg, tmp_path, coordinator, ["paris"])
     try:
         wait_for(lambda: len(reputations(coordinator.address)) == 1)
@@ -153,7 +153,7 @@ def test_too_few_nodes_is_unavailable_with_a_clear_message(bg, tmp_path, coordin
             n.stop()
 
 
-def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:
     settings = coordinator_settings(tmp_path, heartbeat_interval=0.3, seed=1)
     first = RunningCoordinator(bg, settings)
     nodes = honest_nodes(bg, tmp_path, first, ["paris", "rome", "lyon"])
@@ -176,7 +176,7 @@ def test_coordinator_restart_remembers_the_swarm(bg, tmp_path) -> None:  # type:
             n.stop()
 
 
-def test_candidate_replayed_from_another_round_is_rejected_and_penalised(bg, tmp_path, coordinator) -> None:  # type: ignore[no-untyped-def]
+def test_candidate_replayed_from_another_round_is_rejected_and_penalised(bg, tmp_path, coordinator) -> None:
     honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
     replayer = Identity.generate()
     server = start_custom_node(bg, ReplayingServicer, replayer,

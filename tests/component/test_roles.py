@@ -28,7 +28,7 @@ def recorded_judge(name: str, right: bool = True) -> RecordedJudgeBackend:
     return RecordedJudgeBackend({(QUESTION, RIGHT, WRONG): good, (QUESTION, WRONG, RIGHT): bad}, name=name)
 
 
-def test_role_is_declared_and_enforced_by_the_node(bg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_role_is_declared_and_enforced_by_the_node(bg, tmp_path: Path) -> None:
     judge = RunningNode(bg, NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / "j.key", model="rm"), recorded_judge("rm"))
     writer = RunningNode(bg, NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / "w.key", model="w", role="generate"),
                          ReplayBackend({QUESTION: "42"}, name="w"))

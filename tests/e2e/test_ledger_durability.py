@@ -39,7 +39,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "swarmrank.cli", *args], capture_output=True, text=True, timeout=60)
 
 
-def test_sigkill_and_restart(bg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sigkill_and_restart(bg, tmp_path: Path) -> None:
     first = coordinator(tmp_path)
     address = first.wait_ready(60)
     # Nodes that know the answers (replayed): they stay in good standing across the restart.

@@ -93,7 +93,7 @@ def test_uncertainty_shrinks_with_evidence() -> None:
         ([[1, 1, 1.0]], None, "itself"),
     ],
 )
-def test_bad_input_is_a_clear_value_error(comparisons, weights, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_a_clear_value_error(comparisons, weights, message) -> None:
     with pytest.raises(ValueError, match=message):
         fit(3, comparisons, weights=weights)
 
@@ -114,7 +114,7 @@ def _arrays(n: int, rows: list) -> tuple[np.ndarray, np.ndarray]:  # type: ignor
 
 @settings(max_examples=60, deadline=None)
 @given(rounds, st.randoms(use_true_random=False))
-def test_relabelling_items_relabels_strengths(data, random) -> None:  # type: ignore[no-untyped-def]
+def test_relabelling_items_relabels_strengths(data, random) -> None:
     n, rows = data
     c, w = _arrays(n, rows)
     perm = np.array(random.sample(range(n), n))
@@ -126,7 +126,7 @@ def test_relabelling_items_relabels_strengths(data, random) -> None:  # type: ig
 
 @settings(max_examples=60, deadline=None)
 @given(rounds, st.floats(0.2, 5.0))
-def test_scaling_weights_and_prior_together_changes_nothing(data, scale) -> None:  # type: ignore[no-untyped-def]
+def test_scaling_weights_and_prior_together_changes_nothing(data, scale) -> None:
     n, rows = data
     c, w = _arrays(n, rows)
     a, b = fit(n, c, weights=w, prior=0.1), fit(n, c, weights=w * scale, prior=0.1 * scale)
@@ -135,7 +135,7 @@ def test_scaling_weights_and_prior_together_changes_nothing(data, scale) -> None
 
 @settings(max_examples=60, deadline=None)
 @given(rounds)
-def test_adding_a_tie_between_equals_changes_nothing(data) -> None:  # type: ignore[no-untyped-def]
+def test_adding_a_tie_between_equals_changes_nothing(data) -> None:
     n, rows = data
     c, w = _arrays(n, rows)
     # Mirror every comparison onto a fresh copy of each item: items i and i+n are exact equals.

@@ -16,7 +16,7 @@ from swarmrank.coordinator.domain import Judgment
 from swarmrank.coordinator.reputation import Event, apply, judge_weight, replay
 from swarmrank.coordinator.store import Store
 from swarmrank.coordinator.trust import Trust
-from swarmrank.node.answers import final_answer
+from swarmrank.protos.answers import final_answer
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import Preference
 
@@ -168,7 +168,7 @@ def test_replay_is_deterministic_and_equals_incremental() -> None:
 # --- ledger -------------------------------------------------------------------------------------
 
 @pytest.fixture()
-def filled_ledger(tmp_path):  # type: ignore[no-untyped-def]
+def filled_ledger(tmp_path):
     key = Identity.generate()
     store = Store(tmp_path / "l.db", key)
     for i in range(6):
@@ -177,34 +177,34 @@ def filled_ledger(tmp_path):  # type: ignore[no-untyped-def]
     return tmp_path / "l.db", key
 
 
-def _edit(path, sql: str, *args) -> None:  # type: ignore[no-untyped-def]
+def _edit(path, sql: str, *args) -> None:
     db = sqlite3.connect(path)
     db.execute(sql, args)
     db.commit()
     db.close()
 
 
-def test_intact_ledger_verifies(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_intact_ledger_verifies(filled_ledger) -> None:
     path, key = filled_ledger
     v = ledger.verify(path, key.public_key)
     assert v.ok and v.entries == 7 and v.first_bad_seq is None
 
 
-def test_tampered_entry_is_named(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_entry_is_named(filled_ledger) -> None:
     path, key = filled_ledger
     _edit(path, "UPDATE ledger SET body = replace(body, 'r3', 'rX') WHERE seq = 5")
     v = ledger.verify(path, key.public_key)
     assert not v.ok and v.first_bad_seq == 5 and "altered" in v.reason
 
 
-def test_deleted_entry_is_named(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_deleted_entry_is_named(filled_ledger) -> None:
     path, key = filled_ledger
     _edit(path, "DELETE FROM ledger WHERE seq = 4")
     v = ledger.verify(path, key.public_key)
     assert not v.ok and v.first_bad_seq == 4 and "deleted" in v.reason
 
 
-def test_reordered_entries_are_named(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_reordered_entries_are_named(filled_ledger) -> None:
     path, key = filled_ledger
     db = sqlite3.connect(path)
     a = db.execute("SELECT body, prev_hash, entry_hash, signature FROM ledger WHERE seq = 3").fetchone()
@@ -217,7 +217,7 @@ def test_reordered_entries_are_named(filled_ledger) -> None:  # type: ignore[no-
     assert not v.ok and v.first_bad_seq == 3
 
 
-def test_forged_entry_with_recomputed_hash_fails_the_signature(filled_ledger) -> None:  # type: ignore[no-untyped-def]
+def test_forged_entry_with_recomputed_hash_fails_the_signature(filled_ledger) -> None:
     path, key = filled_ledger
     db = sqlite3.connect(path)
     prev = db.execute("SELECT entry_hash FROM ledger WHERE seq = 6").fetchone()[0]
@@ -254,7 +254,7 @@ def test_pairwise_score_needs_both_orders() -> None:
     assert pairwise_score([(True, False), (True, True), (False, True), (True, True)]) == 0.5
 
 
-def test_bank_from_file_and_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bank_from_file_and_errors(tmp_path) -> None:
     good = tmp_path / "bank.jsonl"
     good.write_text('{"question": "2+2?", "answer": "4"}\n\n{"question": "Capital?", "better": "Paris", "worse": "Rome"}\n')
     bank = ChallengeBank.from_file(good)

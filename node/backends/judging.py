@@ -12,7 +12,7 @@ import re
 
 from swarmrank.protos.types import Preference
 
-from .backends.base import PairVerdict
+from .base import PairVerdict
 
 JUDGE_SYSTEM = (
     "You are a strict, impartial judge. You compare two answers to the same question and decide "

@@ -16,7 +16,7 @@ import pytest
 from swarmrank.bench.local_swarm import LocalSwarm
 from swarmrank.coordinator import reputation
 from swarmrank.coordinator.calibration import ChallengeBank
-from swarmrank.node.answers import same_answer
+from swarmrank.protos.answers import same_answer
 from swarmrank.node.backends.adversarial import Adversary
 from swarmrank.node.backends.replay import ReplayBackend
 
@@ -60,11 +60,11 @@ async def play(tmp_path: Path, adversaries: list[Adversary], rounds: int = ROUND
                 honest_votes = Counter(b.recorded(q.question) for b in honest)
                 if same_answer(answer.text, q.answer) is False and honest_votes.most_common(1)[0][0] == q.answer:
                     report["mistakes" if r >= WARM_UP else "warm_up_mistakes"].append(r)
-                weights: Counter[str] = Counter()
+                weights: Counter[str] = Counter()  # summed judge weights (floats)
                 for j in answer.judgments:
-                    weights[ids.get(j.judge_node_id, "?")] += j.weight
+                    weights[ids.get(j.judge_node_id, "?")] += j.weight  # type: ignore[assignment]
                 report["weights"].append(weights)
-                await asyncio.sleep(0.05)  # let the spot check that may follow this round run
+                await swarm.settle()  # the spot check that may follow this round has ended
                 for node in await client.nodes():
                     kind = ids[node.node_id]
                     if kind == "honest":
@@ -97,7 +97,7 @@ def test_sybil_wave_weighs_less_than_one_established_node(tmp_path: Path) -> Non
             async with swarm.client() as client:
                 for q in QUESTIONS[:12]:  # warm-up: honest nodes earn standing through spot checks
                     await client.ask(q.question)
-                    await asyncio.sleep(0.05)
+                    await swarm.settle()
                 sybil_ids = set(await swarm.add_nodes([adversary("sybil", m) for m in range(10)]))
                 weights: dict[str, float] = {}
                 mistakes = []
@@ -110,7 +110,7 @@ def test_sybil_wave_weighs_less_than_one_established_node(tmp_path: Path) -> Non
                     if r >= WARM_UP and not same_answer(answer.text, q.answer) and \
                             Counter(b.recorded(q.question) for b in honest).most_common(1)[0][0] == q.answer:
                         mistakes.append(r)
-                    await asyncio.sleep(0.05)
+                    await swarm.settle()
                 states = {n.node_id: n.state for n in await client.nodes()}
         sybil_w = {k: v for k, v in weights.items() if k in sybil_ids}
         honest_w = {k: v for k, v in weights.items() if k not in sybil_ids}

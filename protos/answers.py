@@ -1,4 +1,5 @@
-"""Reading the final answer out of a model's text (pure): shared by calibration and replay judges."""
+"""Reading the final answer out of a model's text (pure): shared by the coordinator's calibration,
+the node's replay and adversarial backends, and the benchmarks."""
 
 from __future__ import annotations
 

@@ -1,0 +1,172 @@
+"""The rules a round applies, each on its own: verification, ask validation, failed calls, spot-check
+planting, the ledger's round summary, win probability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swarmrank.coordinator import failed_calls, ledger, spot_checks
+from swarmrank.coordinator.ask_params import normalise
+from swarmrank.coordinator.calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge
+from swarmrank.coordinator.domain import AskParams, Candidate, Judgment, RankedCandidate, RoundResult
+from swarmrank.coordinator.errors import InvalidAsk
+from swarmrank.coordinator.node_client import JudgeReply, NodeCallError, ReceivedCandidate, ReceivedVerdict
+from swarmrank.coordinator.settings import CoordinatorSettings
+from swarmrank.coordinator.verification import candidate_is_signed, check_verdicts
+from swarmrank.kernels import fit, win_probability
+from swarmrank.protos import signing
+from swarmrank.protos.signing import Identity
+from swarmrank.protos.types import Preference
+
+NODE = Identity.generate()
+OTHER = Identity.generate()
+NONCE = b"n" * 16
+
+
+def candidate(signer: Identity = NODE, *, node_id: str = NODE.node_id, round_id: str = "r1", nonce: bytes = NONCE,
+              text: str = "Paris") -> ReceivedCandidate:
+    signature = signer.sign(signing.candidate_bytes(round_id, nonce, node_id, "m", text))
+    return ReceivedCandidate(round_id, nonce, node_id, "m", text, 1, 0.1, signature)
+
+
+# --- verification --------------------------------------------------------------------------------
+
+def test_a_candidate_signed_by_its_node_for_this_round_verifies() -> None:
+    assert candidate_is_signed(NODE.public_key, NODE.node_id, "r1", NONCE, candidate())
+
+
+@pytest.mark.parametrize("got", [
+    candidate(OTHER),                         # another key signed it
+    candidate(node_id=OTHER.node_id),         # names another node
+    candidate(round_id="r0"),                 # replayed from another round
+    candidate(nonce=b"o" * 16),               # answers another request
+])
+def test_a_candidate_for_another_node_round_or_nonce_is_rejected(got: ReceivedCandidate) -> None:
+    assert not candidate_is_signed(NODE.public_key, NODE.node_id, "r1", NONCE, got)
+
+
+def verdict(cid: str, preference: Preference | None = Preference.A, signer: Identity = NODE,
+            texts: tuple[str, str] = ("a", "b")) -> ReceivedVerdict:
+    payload = signing.verdict_bytes("r1", NONCE, NODE.node_id, cid, texts[0], texts[1], int(preference or 0))
+    return ReceivedVerdict(cid, preference, 0.9, "", signer.sign(payload))
+
+
+def test_verdicts_are_sorted_into_accepted_and_penalised() -> None:
+    asked = {"q0": ("a", "b"), "q1": ("b", "a"), "q2": ("a", "c"), "q3": ("c", "a")}
+    reply = JudgeReply(NODE.node_id, (
+        verdict("q0"),                           # good
+        verdict("q0"),                           # the same comparison twice
+        verdict("zz"),                           # never asked
+        verdict("q1", signer=OTHER, texts=("b", "a")),  # forged
+        verdict("q2", texts=("a", "X")),         # signed over other texts
+        verdict("q3", preference=None, texts=("c", "a")),  # a preference outside the enum
+    ))
+    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE, reply, asked)
+    assert [v.comparison_id for v in checked.accepted] == ["q0"]
+    assert [(r.comparison_id, r.penalty) for r in checked.rejected] == [
+        ("q0", "unasked_verdict"), ("zz", "unasked_verdict"), ("q1", "bad_signature"), ("q2", "bad_signature"),
+        ("q3", "bad_signature")]
+
+
+def test_a_reply_in_another_judges_name_is_rejected() -> None:
+    reply = JudgeReply(OTHER.node_id, (verdict("q0"),))
+    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE, reply, {"q0": ("a", "b")})
+    assert not checked.accepted and checked.rejected[0].penalty == "bad_signature"
+
+
+# --- ask validation ------------------------------------------------------------------------------
+
+def test_an_ask_gets_the_defaults_of_the_settings() -> None:
+    s = CoordinatorSettings(k=3, default_max_tokens=50, system_prompt="be brief")
+    assert normalise(AskParams("Hi?"), s) == AskParams("Hi?", 3, 50, 0.0, "be brief")
+    assert normalise(AskParams("Hi?", k=4, max_tokens=9, system="x"), s) == AskParams("Hi?", 4, 9, 0.0, "x")
+
+
+@pytest.mark.parametrize("params, fragment", [
+    (AskParams(""), "prompt"),
+    (AskParams("Hi?", k=1), "k must be"),
+    (AskParams("Hi?", k=99), "k must be"),
+    (AskParams("Hi?", max_tokens=100_000), "max_tokens"),
+    (AskParams("Hi?", temperature=-1.0), "temperature"),
+])
+def test_a_bad_ask_names_its_problem(params: AskParams, fragment: str) -> None:
+    with pytest.raises(InvalidAsk, match=fragment):
+        normalise(params, CoordinatorSettings())
+
+
+# --- failed calls --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exc, code, penalty", [
+    (NodeCallError("DEADLINE_EXCEEDED", "slow"), "DEADLINE_EXCEEDED", "no_show"),
+    (NodeCallError("UNAVAILABLE", "gone"), "UNAVAILABLE", "no_show"),
+    (TimeoutError(), "TIMEOUT", "no_show"),
+    (NodeCallError("INVALID_ARGUMENT", "refused"), "INVALID_ARGUMENT", None),
+    (NodeCallError("RESOURCE_EXHAUSTED", "busy"), "RESOURCE_EXHAUSTED", None),
+])
+def test_only_a_no_show_costs_a_penalty(exc: NodeCallError | TimeoutError, code: str, penalty: str | None) -> None:
+    failure = failed_calls.classify(exc)
+    assert (failure.code, failure.penalty, failure.no_show) == (code, penalty, penalty is not None)
+    assert failure.reason
+
+
+# --- spot checks ---------------------------------------------------------------------------------
+
+def cand(i: int, text: str) -> Candidate:
+    return Candidate(f"c{i}", f"n{i}", "m", text, bytes([i]) * 16, b"sig")
+
+
+def test_the_known_pair_is_planted_for_every_judge_in_both_orders_without_author() -> None:
+    known = PairwiseChallenge("2+2?", "4", "5")
+    planting = spot_checks.plant([cand(0, "4"), cand(1, "5")], ["j2", "j1"], known)
+    assert [c.text for c in planting.items] == ["4", "5", "4", "5"]
+    assert planting.items[2].node_id == planting.items[3].node_id == ""  # no author: nobody is excluded
+    assert planting.items[2].nonce != planting.items[0].nonce  # a fresh nonce, even for the same text
+    assert planting.planted == ((2, 3, "j1"), (3, 2, "j1"), (2, 3, "j2"), (3, 2, "j2"))
+    assert spot_checks.plant([cand(0, "4")], ["j1"], None) == spot_checks.Planting((cand(0, "4"),), ())
+
+
+def judgment(a: int, b: int) -> Judgment:
+    return Judgment("j", f"{a}-{b}", a, b, Preference.A, 1.0, "", 1.0, b"", b"")
+
+
+def test_planted_judgments_are_set_apart() -> None:
+    real, planted = spot_checks.split([judgment(0, 1), judgment(2, 3), judgment(1, 0), judgment(3, 2)], 2)
+    assert [j.comparison_id for j in real] == ["0-1", "1-0"] and [j.comparison_id for j in planted] == ["2-3", "3-2"]
+
+
+def test_spot_checks_follow_the_rate_and_score_planted_answers() -> None:
+    bank = ChallengeBank.arithmetic(size=10)
+    rng = np.random.default_rng(0)
+    assert spot_checks.choose(None, rng, 1.0) is None
+    assert spot_checks.choose(bank, rng, 0.0) is None
+    assert spot_checks.choose(bank, rng, 1.0) in bank.generation
+    picks = sum(spot_checks.choose(bank, rng, 0.3) is not None for _ in range(2000))
+    assert 450 < picks < 750
+    challenge = GenerationChallenge("2+2?", "4")
+    assert spot_checks.correctness([cand(0, "4"), cand(1, "The answer is 5")], challenge) == [True, False, True, False]
+
+
+# --- ledger summary ------------------------------------------------------------------------------
+
+def test_a_round_summary_names_the_answer_by_hash_and_sorts_generators() -> None:
+    winner = cand(1, "Paris")
+    result = RoundResult("r1", "Capital?", "Paris", "n1", "c1", 0.91234567,
+                         (RankedCandidate(winner, 1.0, 0.1, 0.5, 1),), (), (), 1.0, 2.0)
+    body = ledger.round_summary(result, 5.0, spot_check=False, generators=["n2", "n1"], judgments=4, failures=1)
+    assert body == {"kind": "round", "round": "r1", "ts": 5.0, "spot_check": False,
+                    "answer_sha256": signing.sha256("Paris").hex(), "winner": "n1", "confidence": 0.912346,
+                    "generators": ["n1", "n2"], "judgments": 4, "failures": 1}
+    assert "Paris" not in str({k: v for k, v in body.items() if k != "answer_sha256"})  # no texts in the ledger
+
+
+# --- win probability -----------------------------------------------------------------------------
+
+def test_win_probability_is_the_bradley_terry_probability_of_the_leader() -> None:
+    theta = np.array([0.0, 1.0, -1.0])
+    p = win_probability(theta, 1)
+    assert p[1] == pytest.approx(0.5)
+    assert p[0] == pytest.approx(np.exp(1.0) / (np.exp(1.0) + 1.0))
+    assert p[2] == pytest.approx(np.exp(1.0) / (np.exp(1.0) + np.exp(-1.0)))
+    result = fit(3, [(1, 0, 1.0), (1, 2, 1.0), (0, 2, 1.0)])
+    assert np.allclose(result.win_probability, win_probability(result.strengths, result.leader))
