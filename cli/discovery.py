@@ -68,13 +68,20 @@ async def _find_coordinator(args: argparse.Namespace) -> str:
 
 
 async def _collect_nodes(args: argparse.Namespace) -> list[records.NodeRecord]:
-    """Listen until the view has been quiet for a few seconds (or the wait runs out)."""
+    """Listen until no new node has appeared for a few seconds (or the wait runs out)."""
     discovery = await _open(args)
     try:
         deadline = time.monotonic() + args.discovery_wait
-        quiet = min(5.0, args.discovery_wait / 2)
+        quiet = min(8.0, args.discovery_wait / 2)
+        known: set[str] = set()
+        last_new = time.monotonic()
         while time.monotonic() < deadline:
-            if not await discovery.wait_changed(min(quiet, max(0.0, deadline - time.monotonic()))) and discovery.nodes():
+            await discovery.wait_changed(min(1.0, max(0.0, deadline - time.monotonic())))
+            ids = {n.node_id for n in discovery.nodes()}
+            if ids - known:
+                known |= ids
+                last_new = time.monotonic()
+            elif known and time.monotonic() - last_new >= quiet:
                 break
         return sorted(discovery.nodes(), key=lambda n: n.node_id)
     finally:

@@ -18,7 +18,7 @@ from .records import CoordinatorRecord, NodeRecord
 log = logging.getLogger("swarmrank.discovery")
 
 # Gossip is lossy and a fresh peer has no mesh yet: announce quickly at first, then steadily.
-EARLY_ANNOUNCES = (0.3, 0.7, 1.5, 3.0)
+EARLY_ANNOUNCES = (0.5, 1.5, 4.0)
 
 
 class Libp2pDiscovery:

@@ -155,7 +155,7 @@ class Libp2pHost:
         )
         gossipsub = GossipSub(
             protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
-            degree=6, degree_low=4, degree_high=12,
+            degree=4, degree_low=3, degree_high=8,  # small swarms; fewer duplicate deliveries per message
             heartbeat_interval=cfg.heartbeat_interval,
             heartbeat_initial_delay=0.1,
             gossip_window=3, gossip_history=5,

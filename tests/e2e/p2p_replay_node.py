@@ -25,7 +25,7 @@ def main() -> None:
     p.add_argument("--key-path", type=Path, required=True)
     p.add_argument("--swarm-key", type=Path, required=True)
     p.add_argument("--bootstrap", action="append", default=[])
-    p.add_argument("--announce-interval", type=float, default=2.0)
+    p.add_argument("--announce-interval", type=float, default=5.0)
     args = p.parse_args()
     logs.configure("INFO", False)
     truth = {c.question: c.answer for c in [*ChallengeBank.arithmetic().generation, *QUESTIONS]}

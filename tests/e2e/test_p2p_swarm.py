@@ -64,7 +64,7 @@ def test_swarm_through_one_bootstrap_address(tmp_path: Path) -> None:
             "coordinator", "start", "--listen", "127.0.0.1:0", "--db", str(tmp_path / "c.db"),
             "--key-path", str(tmp_path / "c.key"), "--heartbeat-interval", "0.5", "--calibration-threshold", "0.5",
             "--spot-check-rate", "0", "--seed", "3", "--bootstrap", boot, "--swarm-key", key,
-            "--announce-interval", "2"], tmp_path / "coordinator.log")
+            "--announce-interval", "5"], tmp_path / "coordinator.log")
         children.append(coordinator)
         nodes = [NodeProcess(f"oracle{i}", ["--key-path", str(tmp_path / f"n{i}.key"), "--swarm-key", key,
                                             "--bootstrap", boot], tmp_path / f"node{i}.log") for i in range(4)]
@@ -81,13 +81,13 @@ def test_swarm_through_one_bootstrap_address(tmp_path: Path) -> None:
             wait_for(lambda: sum(n.state == "healthy" for n in client.nodes()) == 4, timeout=600, interval=0.5)
 
             # The client finds the coordinator through the swarm too.
-            out = cli("ask", QUESTIONS[0].question, "--bootstrap", boot, "--swarm-key", key, "--json")
+            out = cli("ask", QUESTIONS[0].question, "--bootstrap", boot, "--swarm-key", key, "--json", "--discovery-wait", "60")
             assert out.returncode == 0, out.stderr
             assert json.loads(out.stdout)["answer"] == f"The answer is {QUESTIONS[0].answer}."
             assert "found coordinator" in out.stderr
 
             # What the swarm announces: the four nodes, never the intruder.
-            listed = cli("nodes", "--bootstrap", boot, "--swarm-key", key, "--json")
+            listed = cli("nodes", "--bootstrap", boot, "--swarm-key", key, "--json", "--discovery-wait", "60")
             assert listed.returncode == 0, listed.stderr
             announced = json.loads(listed.stdout)
             names = sorted(m["name"] for n in announced for m in n["models"])
@@ -103,7 +103,7 @@ def test_swarm_through_one_bootstrap_address(tmp_path: Path) -> None:
             answer = client.ask(QUESTIONS[1].question)
             assert answer.text == f"The answer is {QUESTIONS[1].answer}."
             other_peer = announced[0]["p2p_addrs"][0]
-            watched = cli("ledger", "watch", "--bootstrap", other_peer, "--swarm-key", key, "--json", "--duration", "20",
+            watched = cli("ledger", "watch", "--bootstrap", other_peer, "--swarm-key", key, "--json", "--duration", "30",
                           "--db", str(tmp_path / "c.db"))
             events = [json.loads(line) for line in watched.stdout.splitlines()]
             heads = [e for e in events if e["event"] == "head"]
