@@ -27,4 +27,4 @@ def open_discovery(identity: Identity, *, bootstrap: Sequence[str], key_path: Pa
     except ImportError as exc:
         raise ValueError(f"libp2p discovery needs the p2p extra (pip install 'swarmrank[p2p]'): {exc}") from exc
     return Libp2pDiscovery(identity, key, listen=listen, bootstrap=bootstrap, announce_interval=announce_interval,
-                           lifetime=min(600.0, max(120.0, 6 * announce_interval))
+                           lifetime=min(600.0, max(120.0, 6 * announce_interval)))
