@@ -47,10 +47,11 @@ class _Tasks:
     async def start(self, make: Callable[[asyncio.Future[str], asyncio.Event], Awaitable[None]]) -> str:
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()
-        task: asyncio.Task[None] = asyncio.create_task(make(ready, stop))  # type: ignore[arg-type]
+        task: asyncio.Task[None] = asyncio.ensure_future(make(ready, stop))
         self.stops.append(stop)
         self.tasks.append(task)
-        done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {task, ready}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             task.result()
         return ready.result()
@@ -80,6 +81,15 @@ def _coordinator_settings(workdir: Path) -> CoordinatorSettings:
                                calibration_threshold=0.0, spot_check_rate=0.0, heartbeat_interval=1.0)
 
 
+def _node(settings: NodeSettings, name: str, discovery: Libp2pDiscovery | None = None
+          ) -> Callable[[asyncio.Future[str], asyncio.Event], Awaitable[None]]:
+    def start(ready: asyncio.Future[str], stop: asyncio.Event) -> Awaitable[None]:
+        return serve_node(settings, backend=ReplayBackend(_truth(), name=name),
+                          on_ready=lambda *_: ready.set_result(""), stop=stop, discovery=discovery)
+
+    return start
+
+
 def _truth() -> dict[str, str]:
     return {c.question: c.answer for c in ChallengeBank.arithmetic().generation}
 
@@ -92,8 +102,7 @@ async def _static_baseline(workdir: Path, n: int, timeout: float) -> float | Non
         start = time.monotonic()
         for i in range(n):
             s = NodeSettings(listen="127.0.0.1:0", key_path=workdir / f"node{i}.key", model=f"replay{i}", coordinator=address)
-            await tasks.start(lambda ready, stop, s=s, i=i: serve_node(
-                s, backend=ReplayBackend(_truth(), name=f"replay{i}"), on_ready=lambda *_: ready.set_result(""), stop=stop))
+            await tasks.start(_node(s, f"replay{i}"))
         done = await _wait(lambda: _admitted(address, n), timeout)
         return None if done is None else time.monotonic() - start
     finally:
@@ -119,9 +128,7 @@ async def _discovered(workdir: Path, n: int, timeout: float, window: float, anno
                                 lifetime=max(60.0, 6 * announce_interval))
             nodes.append(d)
             s = NodeSettings(listen="127.0.0.1:0", key_path=workdir / f"node{i}.key", model=f"replay{i}")
-            await tasks.start(lambda ready, stop, s=s, d=d, i=i: serve_node(
-                s, backend=ReplayBackend(_truth(), name=f"replay{i}"), on_ready=lambda *_: ready.set_result(""), stop=stop,
-                discovery=d))
+            await tasks.start(_node(s, f"replay{i}", d))
         started_all = time.monotonic() - start
 
         async def full_view() -> bool:

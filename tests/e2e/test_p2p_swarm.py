@@ -22,7 +22,7 @@ pytest.importorskip("libp2p")
 
 NODE_SCRIPT = Path(__file__).parent / "p2p_replay_node.py"
 sys.path.insert(0, str(Path(__file__).parent))
-from p2p_replay_node import QUESTIONS  # noqa: E402
+from p2p_replay_node import QUESTIONS  # type: ignore[import-not-found]  # noqa: E402
 
 
 class NodeProcess(Child):
