@@ -196,3 +196,26 @@ def test_swarm_key_file(tmp_path: Path) -> None:
 def test_bad_swarm_keys(text: str) -> None:
     with pytest.raises(swarm_key.SwarmKeyError):
         swarm_key.parse(text)
+
+
+def test_no_bootstrap_and_no_key_means_no_libp2p(tmp_path: Path) -> None:
+    from swarmrank.discovery.config import open_discovery
+
+    me = Identity.generate()
+    assert open_discovery(me, bootstrap=[], key_path=None, listen="/ip4/127.0.0.1/tcp/0") is None
+    with pytest.raises(ValueError, match="--swarm-key"):
+        open_discovery(me, bootstrap=["/ip4/127.0.0.1/tcp/1/p2p/x"], key_path=None, listen="/ip4/127.0.0.1/tcp/0")
+    with pytest.raises(swarm_key.SwarmKeyError, match="no swarm key"):
+        open_discovery(me, bootstrap=[], key_path=tmp_path / "missing.key", listen="/ip4/127.0.0.1/tcp/0")
+
+
+def test_bootstrap_flag_is_repeatable() -> None:
+    from swarmrank.cli.main import _settings_from, build_parser
+
+    args = build_parser().parse_args(["node", "start", "--bootstrap", "/ip4/1.2.3.4/tcp/1/p2p/a",
+                                      "--bootstrap", "/ip4/1.2.3.4/tcp/2/p2p/b", "--swarm-key", "k"])
+    from swarmrank.node.settings import NodeSettings
+
+    settings = _settings_from(args, NodeSettings)
+    assert settings.bootstrap == ["/ip4/1.2.3.4/tcp/1/p2p/a", "/ip4/1.2.3.4/tcp/2/p2p/b"]
+    assert settings.swarm_key == Path("k")
