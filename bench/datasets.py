@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-DATASETS = ("mmlu-pro", "gsm", "math-l5", "judgebench")
+DATASETS = ("mmlu-pro", "gsm", "math-l5", "crux", "judgebench")
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,18 @@ def load(data_dir: Path, dataset: str) -> AnswerMatrix:
         answers = {m: {r[0]: r[2 + i] for r in rows} for i, m in enumerate(models)}
         correct = {m: {r[0]: r[2 + i] == r[1] for r in rows} for i, m in enumerate(models)}
         return AnswerMatrix(dataset, questions, models, answers, correct)
-    if dataset in ("gsm", "math-l5"):
+    if dataset in ("gsm", "math-l5", "crux"):
         base = data_dir / "zeroeval"
         meta = {str(q["id"]): q for q in _jsonl(base / f"{dataset}_questions.jsonl.gz")}
         head, rows = _csv(base / f"{dataset}_answers.csv.gz")
         _, graded = _csv(base / f"{dataset}_correct.csv.gz")
         models = head[1:]
-        # GSM8K gold answers look like "#### 18": keep what follows the marks.
-        questions = [Question(r[0], str(meta[r[0]]["question"]).strip(), str(meta[r[0]]["answer"]).split("#")[-1].strip())
+        # GSM8K gold answers look like "#### 18": keep what follows the marks (CRUXEval's are Python
+        # literals, which may contain "#").
+        def gold(answer: object) -> str:
+            return str(answer).split("#")[-1].strip() if dataset == "gsm" else str(answer).strip()
+
+        questions = [Question(r[0], str(meta[r[0]]["question"]).strip(), gold(meta[r[0]]["answer"]))
                      for r in rows if r[0] in meta]
         answers = {m: {r[0]: r[1 + i] for r in rows if r[1 + i] != ""} for i, m in enumerate(models)}
         correct = {m: {r[0]: r[1 + i] == "1" for r in graded if r[1 + i] != ""} for i, m in enumerate(models)}

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from swarmrank.coordinator import evidence
 from swarmrank.node.backends.replay import RecordedJudgeBackend, ReplayBackend
 from swarmrank.protos.types import Preference, Role
 
@@ -90,8 +91,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with LocalSwarm(Path(tmp) / "swarm", backends, k=2, seed=args.seed, calibration_bank=bank,
                               calibration_threshold=args.calibration_threshold, spot_check_rate=args.spot_check_rate,
                               judges_per_pair=per_pair, default_max_tokens=1024, heartbeat_interval=30.0,
+                              spot_checks_in_order=args.concurrency == 1, refusal_cooldown=1e9,  # no rejoin mid-run
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
             asked = await swarm.ask_all([p.question for p in scored], concurrency=args.concurrency, label="pairs")
+    calibrated = {j: sum(_half(sum(bench.verdicts[j][p.pair_id]), p.better) for p in held_out) for j in bench.judges}
+    ranked = sorted(bench.judges, key=lambda j: (-calibrated[j], j))
+    top_weights = {j: evidence.log_odds_above((calibrated[j] + 1) / (len(held_out) + 2), 0.5) for j in ranked[:4]}
     rows: list[dict[str, Any]] = []
     for p, answer, reputation in zip(scored, asked.answers, asked.reputations):
         better_text = p.response_a if p.better == "A" else p.response_b
@@ -103,6 +108,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "scores": singles, "better": p.better,
             "panel": _half(sum(float(np.sign(s)) for s in singles.values()), p.better),
             "weighted": _half(sum(reputation[j] ** 2 * s for j, s in singles.items()), p.better),
+            "top_k": _half(sum(top_weights[j] * float(np.sign(singles[j])) for j in top_weights), p.better),
             "oracle": any(_half(s, p.better) == 1.0 for s in singles.values()),
             "judge_calls": len({j.judge_node_id for j in answer.judgments}),
             "comparisons": len(answer.judgments),
@@ -125,6 +131,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "swarm_accuracy": sum(r["swarm"] for r in rows) / n,
         "plurality_accuracy": sum(r["panel"] for r in rows) / n,
         "weighted_vote_accuracy": sum(r["weighted"] for r in rows) / n,
+        "top_k_vote_accuracy": sum(r["top_k"] for r in rows) / n,
+        "top_k_models": list(top_weights),
+        "calibration_pick_accuracy": singles[ranked[0]],
+        "calibration_pick_model": ranked[0],
         "best_single_accuracy": singles[best],
         "best_single_model": best,
         "oracle_accuracy": sum(r["oracle"] for r in rows) / n,

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from swarmrank.kernels.bradley_terry import fit, win_matrix
+from swarmrank.kernels.bradley_terry import fit, p_beats, win_matrix
 
 
 def make_rounds(count: int, n: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -37,7 +37,7 @@ def make_rounds(count: int, n: int, rng: np.random.Generator) -> list[np.ndarray
         edges = [(cycle[i], cycle[(i + 1) % n]) for i in range(n)] + [(cycle[i], cycle[(i + n // 2) % n]) for i in range((n + 1) // 2)]
         a = np.array([x for x, y in edges] + [y for x, y in edges])
         b = np.array([y for x, y in edges] + [x for x, y in edges])
-        won = rng.random(len(a)) < 1.0 / (1.0 + np.exp(theta[b] - theta[a]))
+        won = rng.random(len(a)) < p_beats(theta[a], theta[b])
         c = np.stack([a, b, won.astype(float)], axis=1)
         if connected_components(win_matrix(n, c) > 0, directed=True, connection="strong")[0] == 1:
             rounds.append(c)

@@ -48,7 +48,8 @@ def load_suite(data: Path, suite: str, limit: int) -> list[tuple[str, str]]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     questions = load_suite(args.data, args.suite, args.limit)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    backends = [LlamaCppBackend(catalogue.prepare(m), catalogue.lookup(m), n_threads=args.n_threads) for m in models]
+    backends = [LlamaCppBackend(catalogue.prepare(m), catalogue.lookup(m), n_threads=args.n_threads, judge_mode=args.judge_mode)
+                for m in models]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="swarmrank-live-") as tmp:
         async with LocalSwarm(Path(tmp), backends, k=len(backends), seed=args.seed, calibration_threshold=0.0,
@@ -98,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--n-threads", type=int, default=1, help="llama.cpp threads per model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--judge-mode", choices=("verdict", "likelihood"), default="verdict",
+                        help="verdict: score the A/B/T token of a judge prompt; likelihood: score each answer alone "
+                             "(mean log-prob per token given the question: no position to be biased toward)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from swarmrank.coordinator.daemon import serve as serve_coordinator
 from swarmrank.coordinator.rounds import SPOT_CHECK_TASK
@@ -32,6 +37,18 @@ class AskedAll:
     reputations: list[dict[str, float]]   # per prompt: node name -> reputation just before it was asked
     elapsed_seconds: float
     final: list[NodeInfo]                 # the nodes as the coordinator holds them afterwards
+
+
+def _seeded_key(path: Path, seed: str) -> None:
+    """A node key derived from the swarm's seed (benchmarks only): the same node ids in every run, so
+    that a seeded run makes the same choices (ids order nodes). Mode 0600 like any key file."""
+    if path.exists():
+        return
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"swarmrank-bench-node:{seed}".encode()).digest())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
 
 
 class LocalSwarm:
@@ -72,6 +89,8 @@ class LocalSwarm:
         ids = []
         for backend in backends:
             i = len(self.node_ids)
+            if self._coordinator_settings.get("seed") is not None:
+                _seeded_key(self.workdir / f"node{i}.key", f"{self._coordinator_settings['seed']}:{i}")
             node_settings = NodeSettings(listen="127.0.0.1:0", key_path=self.workdir / f"node{i}.key", model=backend.info.name,
                                          coordinator=self.address, max_queue=64)
             node_id = await self._start(lambda ready, stop, s=node_settings, b=backend: serve_node(

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from swarmrank.coordinator import evidence
 from swarmrank.protos.answers import same_answer
 from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
@@ -38,6 +39,8 @@ from .local_swarm import LocalSwarm
 from .progress import report
 
 ADMISSION_CALLS = 6  # adversaries behave during the 4 + 2 admission challenges
+REJOIN_NEVER = 1e9  # a quarantined node stays out for the run (its return would depend on wall-clock time)
+TOP_K = 4  # nodes in the "top-k vote" reference (the coordinator's default top_judges)
 
 
 def split(matrix: AnswerMatrix, seed: int, held_out: float) -> tuple[list[Question], list[Question]]:
@@ -72,6 +75,17 @@ def vote(answers: dict[str, str], correct: dict[str, bool], weights: dict[str, f
     return sum(any(correct[n] for n, x in answers.items() if x == a) for a in winners) / len(winners)
 
 
+def chosen_on_calibration(matrix: AnswerMatrix, models: list[str], held_out: list[Question],
+                          top: int) -> tuple[str, dict[str, float]]:
+    """What the held-out split alone picks: the best single node, and the log-odds weights of the
+    ``top`` nodes by held-out accuracy (the offline "top-k vote" reference)."""
+    chance = evidence.chance_of(held_out[0].prompt) if held_out else evidence.FREE_FORM_CHANCE
+    right = {m: sum(matrix.correct[m].get(q.qid, False) for q in held_out) for m in models}
+    ranked = sorted(models, key=lambda m: (-right[m], m))
+    weights = {m: evidence.log_odds_above((right[m] + 1) / (len(held_out) + 2), chance) for m in ranked[:top]}
+    return ranked[0], weights
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     matrix = load(args.data, args.dataset)
     models = args.models.split(",") if args.models else matrix.models
@@ -87,19 +101,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for i in range(args.adversaries):
         honest = ReplayBackend(gold, name=f"{args.adversary_kind}-{i}")
         backends.append(Adversary(honest, args.adversary_kind, member=i, seed=args.seed + i, honest_calls=ADMISSION_CALLS))
-    k = args.k or len(backends)
+    k = args.k or TOP_K + 1
     with tempfile.TemporaryDirectory(prefix="swarmrank-replay-") as tmp:
         bank = Path(tmp) / "bank.jsonl"
         write_bank(bank, matrix, held_out)
         print(f"{args.dataset}: {len(scored)} scored questions, {len(held_out)} held out for calibration and spot checks, "
               f"{len(backends)} nodes", file=sys.stderr)
-        async with LocalSwarm(Path(tmp) / "swarm", backends, k=k, max_k=max(k, 2), seed=args.seed,
+        async with LocalSwarm(Path(tmp) / "swarm", backends, k=k, max_k=max(k, len(backends)), seed=args.seed,
                               calibration_bank=bank, calibration_threshold=args.calibration_threshold,
-                              spot_check_rate=args.spot_check_rate, judges_per_pair=args.judges_per_pair or 1,
-                              heartbeat_interval=30.0,
+                              spot_check_rate=args.spot_check_rate, judges_per_pair=args.judges_per_pair or TOP_K,
+                              heartbeat_interval=30.0, spot_checks_in_order=args.concurrency == 1,
+                              refusal_cooldown=REJOIN_NEVER,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
             adversaries = {swarm.names[node_id] for node_id in swarm.node_ids[len(models):]}
             asked = await swarm.ask_all([q.prompt for q in scored], concurrency=args.concurrency, label="rounds")
+    calibration_pick, top_weights = chosen_on_calibration(matrix, models, held_out, TOP_K)
     rows: list[dict[str, Any]] = []
     for q, answer, reputation in zip(scored, asked.answers, asked.reputations):
         node_answers, node_correct = {}, {}
@@ -116,6 +132,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "qid": q.qid, "swarm": bool(swarm_ok),
             "plurality": vote(node_answers, node_correct, {}),
             "weighted": vote(node_answers, node_correct, reputation),
+            "top_k": vote({m: node_answers[m] for m in top_weights}, node_correct, top_weights),
             "oracle": any(node_correct.values()),
             "single": {m: matrix.correct[m].get(q.qid, False) for m in models},
             "judge_calls": len({j.judge_node_id for j in answer.judgments}),
@@ -139,6 +156,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "swarm_accuracy": sum(r["swarm"] for r in rows) / n,
         "plurality_accuracy": sum(r["plurality"] for r in rows) / n,
         "weighted_vote_accuracy": sum(r["weighted"] for r in rows) / n,
+        "top_k_vote_accuracy": sum(r["top_k"] for r in rows) / n,
+        "top_k_models": list(top_weights),
+        "calibration_pick_accuracy": singles[calibration_pick],
+        "calibration_pick_model": calibration_pick,
         "best_single_accuracy": singles[best],
         "best_single_model": best,
         "oracle_accuracy": sum(r["oracle"] for r in rows) / n,
@@ -155,15 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data directory (read by path)")
     parser.add_argument("--dataset", choices=DATASETS, default="mmlu-pro")
     parser.add_argument("--models", default="", help="comma-separated model columns, or judges for judgebench (default: all)")
-    parser.add_argument("--k", type=int, default=0, help="generators per round (default: every node)")
+    parser.add_argument("--k", type=int, default=0, help="generators per client round (default 5, the strongest proven; spot checks reach every node)")
     parser.add_argument("--limit", type=int, default=0, help="scored questions (default: all not held out)")
     parser.add_argument("--seed", type=int, default=0, help="held-out split, coordinator and adversaries")
     parser.add_argument("--held-out", type=float, default=None,
                         help="fraction held out for calibration and spot checks (default 0.05; judgebench 0.2)")
     parser.add_argument("--judges-per-pair", type=int, default=0,
-                        help="judges comparing each pair, a panel when > 1 (default 1; judgebench: every judge)")
-    parser.add_argument("--spot-check-rate", type=float, default=0.1,
-                        help="probability that a round is followed by a hidden spot check from the held-out split")
+                        help="judges comparing each pair, a panel when > 1 (default 4, the judges that count; judgebench: every judge)")
+    parser.add_argument("--spot-check-rate", type=float, default=None,
+                        help="probability that a round is followed by a hidden spot check from the held-out split "
+                             "(default 0.1; judgebench 0.25, whose 70 held-out pairs would otherwise go mostly unused)")
     parser.add_argument("--calibration-threshold", type=float, default=0.0,
                         help="admission threshold (default 0: every model takes part, so the comparison with plurality is fair)")
     parser.add_argument("--adversaries", type=int, default=0,
@@ -171,16 +193,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adversary-kind", choices=[k for k in KINDS if k != "lazy"] + ["lazy"], default="colluding",
                         help="random/always-a judges, colluding clique (one wrong answer, votes for it), sybil, "
                              "two-faced, lazy generators")
-    parser.add_argument("--concurrency", type=int, default=4, help="rounds in flight at once")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="rounds in flight at once (1, the default: rounds and their spot checks in order, so a seed fixes the result)")
     parser.add_argument("--sweep-adversaries", default="",
                         help="comma-separated adversary counts, e.g. 0,5,10,15: one run per count on the same questions")
     parser.add_argument("--plot", type=Path, help="write a PNG: each method's accuracy, or accuracy against adversaries with a sweep")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     args = parser.parse_args(argv)
+    if args.spot_check_rate is None:
+        args.spot_check_rate = 0.25 if args.dataset == "judgebench" else 0.1
     if args.held_out is None:
         args.held_out = 0.2 if args.dataset == "judgebench" else 0.05
     if args.dataset == "judgebench" and (args.adversaries or args.sweep_adversaries):
-        parser.error("adversaries are answering nodes; use them with mmlu-pro, gsm or math-l5")
+        parser.error("adversaries are answering nodes; use them with mmlu-pro, gsm, math-l5 or crux")
     if args.sweep_adversaries:
         try:
             counts = [int(x) for x in args.sweep_adversaries.split(",")]
@@ -199,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(judgebench.run(args) if args.dataset == "judgebench" else run(args))
         table = "\n".join(f"{key:<26}{result[key]:.4f}" if isinstance(result[key], float) else f"{key:<26}{result[key]}"
                           for key in ("dataset", "questions", "nodes", "swarm_accuracy", "plurality_accuracy",
-                                      "weighted_vote_accuracy", "best_single_accuracy", "best_single_model", "oracle_accuracy",
+                                      "weighted_vote_accuracy", "top_k_vote_accuracy", "calibration_pick_accuracy",
+                                      "best_single_accuracy", "best_single_model", "oracle_accuracy",
                                       "rounds_per_second", "judge_calls_per_round"))
     if args.plot and args.sweep_adversaries:
         plot.sweep(result["runs"], args.plot)

@@ -19,7 +19,10 @@ import threading
 from pathlib import Path
 
 from swarmrank.bench.progress import ProgressBar
+from swarmrank.client.admin import AdminClient
 from swarmrank.client.sdk import Client
+from swarmrank.rpc import swarm_dir
+from swarmrank.rpc.swarm_dir import SwarmInfo
 
 from .waiting import wait_while_progressing, work_done
 
@@ -47,14 +50,14 @@ def die_with_parent_if_asked() -> None:
 
 
 class Child:
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swarmrank.cli", *argv],
             stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
-            env={**os.environ, PARENT_ENV: str(os.getpid())},
+            env={**os.environ, **(env or {}), PARENT_ENV: str(os.getpid())},
         )
         self.address = ""
         self._ready = threading.Event()
@@ -110,6 +113,13 @@ def _say(quiet: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+def _demo_swarm(directory: Path) -> SwarmInfo:
+    """The demo's swarm: created on first use, reused with --workdir."""
+    if (directory / "swarm.json").is_file():
+        return swarm_dir.load_info(directory)
+    return swarm_dir.init(directory, [])[0]
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from swarmrank.node import catalogue
 
@@ -130,21 +140,33 @@ def run_demo(args: argparse.Namespace) -> int:
         try:
             # Models this small fail arithmetic calibration, so the demo admits every node and
             # records the calibration score as evidence (a real swarm keeps the 0.5 threshold).
-            coordinator = Child("coordinator", ["coordinator", "start", "--listen", "127.0.0.1:0", "--db", str(work / "coordinator.db"),
-                                                "--key-path", str(work / "coordinator.key"), "--heartbeat-interval", "1",
+            # A throwaway private swarm, so the demo runs the path users run: TLS for the client, mTLS
+            # between coordinator and nodes, nodes joining with a token, an API key for asking.
+            swarm = _demo_swarm(work / "swarm")
+            coordinator = Child("coordinator", ["coordinator", "start", "--swarm", str(swarm.directory),
+                                                "--listen", "127.0.0.1:0", "--db", str(work / "coordinator.db"),
+                                                "--key-path", str(work / "coordinator.key"), "--heartbeat-interval", "5",
                                                 "--k", str(len(models)), "--default-max-tokens", str(args.max_tokens),
-                                                "--calibration-threshold", "0"], work / "coordinator.log")
+                                                "--calibration-threshold", "0",
+                                                # every call may take what the whole round may: small models
+                                                # on a busy laptop are slow, and a late node is penalised
+                                                *[flag for name in ("generate", "judge", "calibration")
+                                                  for flag in (f"--{name}-timeout", str(args.timeout))]],
+                            work / "coordinator.log")
             children.append(coordinator)
             address = coordinator.wait_ready(60)
-            _say(quiet, f"coordinator on {address}")
+            _say(quiet, f"coordinator on {address} (TLS, swarm {swarm.swarm_id})")
+            with AdminClient(address, api_key=swarm.admin_key(), ca=swarm.ca_path) as admin:
+                token = admin.create_join_token(ttl_seconds=900, uses=len(models)).token
             threads = max(1, (os.cpu_count() or 1) // len(models))
             for name in models:
                 children.append(Child(name, ["node", "start", "--model", name, "--listen", "127.0.0.1:0", "--coordinator", address,
-                                             "--key-path", str(work / f"{name}.key"), "--n-threads", str(threads)],
-                                      work / f"{name}.log"))
+                                             "--key-path", str(work / f"{name}.key"), "--n-threads", str(threads),
+                                             "--tls-dir", str(work / f"{name}-tls")],
+                                      work / f"{name}.log", env={"SWARMRANK_NODE_JOIN": token}))  # not in argv: ps shows argv
             for child in children[1:]:
                 _say(quiet, f"node {child.name} on {child.wait_ready(300)}")
-            with Client(address, timeout=args.timeout) as client:
+            with Client(address, timeout=args.timeout, api_key=swarm.admin_key(), ca=swarm.ca_path) as client:
                 # Nodes register after calibration, which takes real models a while on a busy
                 # machine: wait as long as the swarm makes progress (CPU burnt, nodes admitted).
                 wait_for_nodes(client, len(models), [c.proc.pid for c in children[1:]], what=f"node registration (logs in {work})")

@@ -6,8 +6,9 @@
     swarmrank ask "question"             ask a coordinator (pretty output, or --json)
     swarmrank nodes | round ID           inspect a swarm
     swarmrank ledger {verify,replay}     audit a coordinator's ledger
+    swarmrank swarm {init,invite} | keys | nodes remove   operate a private swarm (TLS, tokens, API keys)
     swarmrank models [--prepare]         list / prepare the offline model catalogue
-    swarmrank bench {node,kernels,replay,live}  benchmarks (JSON with --json)
+    swarmrank bench {node,kernels,replay,live,overhead,load,scale}  benchmarks (JSON with --json)
 """
 
 from __future__ import annotations
@@ -79,15 +80,26 @@ def cmd_coordinator_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client(args: argparse.Namespace, **kwargs: Any) -> Client:
+    from .swarm import connection
+
+    address, options = connection(args)
+    return Client(address, **options, **kwargs)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    with Client(args.coordinator, timeout=args.timeout) as client:
+    with _client(args, timeout=args.timeout) as client:
         ask_and_print(client, args.prompt, as_json=args.json, progress=not args.json, k=args.k,
                       max_tokens=args.max_tokens, temperature=args.temperature)
     return 0
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    with Client(args.coordinator) as client:
+    if args.action == "remove":
+        from .swarm import cmd_nodes_remove
+
+        return cmd_nodes_remove(args)
+    with _client(args) as client:
         nodes = client.nodes()
     if args.json:
         print(json.dumps([n.__dict__ for n in nodes], indent=2))
@@ -100,7 +112,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_round(args: argparse.Namespace) -> int:
-    with Client(args.coordinator) as client:
+    with _client(args) as client:
         answer = client.round(args.round_id)
     if args.json:
         print(json.dumps(answer_summary(answer), indent=2))
@@ -163,6 +175,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from swarmrank.bench.live import main as bench_main
     elif args.target == "discovery":
         from swarmrank.bench.discovery import main as bench_main
+    elif args.target == "overhead":
+        from swarmrank.bench.tls_transport import main as bench_main  # overhead, and its --tls path
+    elif args.target == "load":
+        from swarmrank.bench.load import main as bench_main
+    elif args.target == "scale":
+        from swarmrank.bench.scale import main as bench_main
     else:
         from swarmrank.bench.kernels import main as bench_main
     return bench_main(args.rest)
@@ -172,8 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     from swarmrank.coordinator.settings import CoordinatorSettings
     from swarmrank.node.settings import NodeSettings
 
+    from . import swarm
+
     parser = argparse.ArgumentParser(prog="swarmrank", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    swarm.add_parser(sub)
 
     node = sub.add_parser("node", help="run a node daemon").add_subparsers(dest="action", required=True)
     start = node.add_parser("start", help="serve a model over gRPC", description="Serve one model over gRPC. "
@@ -188,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     cstart.set_defaults(func=cmd_coordinator_start)
 
     def client_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--coordinator", default=DEFAULT_ADDRESS, help=f"coordinator address (default {DEFAULT_ADDRESS})")
+        p.add_argument("--coordinator", default=None, help=f"coordinator address (default {DEFAULT_ADDRESS}, or the --swarm's)")
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
+        swarm.add_connection_flags(p)
 
     ask = sub.add_parser("ask", help="ask the swarm a question")
     ask.add_argument("prompt")
@@ -200,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up (default 600)")
     ask.set_defaults(func=cmd_ask)
 
-    nodes = sub.add_parser("nodes", help="list the swarm's nodes")
+    nodes = sub.add_parser("nodes", help="list the swarm's nodes, or remove one (admin)")
+    nodes.add_argument("action", nargs="?", choices=["list", "remove"], default="list")
+    nodes.add_argument("node_id", nargs="?", default="")
     client_flags(nodes)
     nodes.set_defaults(func=cmd_nodes)
 
@@ -233,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", type=Path, default=None, help="keep keys, database and logs here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live} --help'")
-    bench.add_argument("target", choices=["node", "kernels", "replay", "live", "discovery"])
+    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale,discovery} --help'")
+    bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale", "discovery"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
     from . import discovery as p2p_cli; p2p_cli.add_parser(sub)  # noqa: E702 -- p2p command, swarm flags on ask/nodes/ledger
@@ -251,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, PermissionError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, PermissionError, ValueError, ConnectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,14 +6,16 @@
         print(answer.text, answer.confidence)
 """
 
+from .admin import AdminClient
 from .sdk import AsyncClient, Client
 from .types import (
     Answer, Candidate, CandidateReceived, Completed, DeadlineExceeded, Dispatched, Event, InvalidRequest,
-    JudgingProgress, Judgment, NodeFailure, NodeInfo, NotFound, PermissionDenied, SwarmrankError, Unavailable,
+    JudgingProgress, Judgment, NodeFailure, NodeInfo, NotFound, PermissionDenied, RateLimited, SwarmrankError,
+    Unauthenticated, Unavailable,
 )
 
 __all__ = [
     "Answer", "AsyncClient", "Candidate", "CandidateReceived", "Client", "Completed", "DeadlineExceeded",
     "Dispatched", "Event", "InvalidRequest", "JudgingProgress", "Judgment", "NodeFailure", "NodeInfo", "NotFound",
-    "PermissionDenied", "SwarmrankError", "Unavailable",
+    "PermissionDenied", "SwarmrankError", "Unavailable", "AdminClient", "RateLimited", "Unauthenticated",
 ]

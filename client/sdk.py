@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
 
-from swarmrank.protos import limits
 from swarmrank.protos.types import ROLE_NAMES
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 
 from .types import (
     Answer, Candidate, CandidateReceived, Completed, DeadlineExceeded, Dispatched, Event, InvalidRequest,
-    JudgingProgress, Judgment, NodeFailure, NodeInfo, NotFound, PermissionDenied, SwarmrankError, Unavailable,
+    JudgingProgress, Judgment, NodeFailure, NodeInfo, NotFound, PermissionDenied, RateLimited, SwarmrankError, Unauthenticated,
+    Unavailable,
 )
+from . import connection
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 600.0
@@ -34,7 +36,8 @@ _ERRORS: dict[grpc.StatusCode, type[SwarmrankError]] = {
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.UNAUTHENTICATED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
 }
 _PREFERENCE = {1: "A", 2: "B", 3: "tie"}
 
@@ -117,11 +120,12 @@ def _nodes_from_pb(reply: cpb.ListNodesResponse) -> list[NodeInfo]:
 
 
 class _Settings:
-    def __init__(self, address: str, timeout: float, retries: int, backoff: float) -> None:
+    def __init__(self, address: str, timeout: float, retries: int, backoff: float, api_key: str | None) -> None:
         self.address = address
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self._metadata = connection.metadata(connection.api_key_or_env(api_key))
 
     def _retry(self, timeout: float | None) -> _Retry:
         return _Retry(self.retries, self.backoff, timeout or self.timeout)
@@ -130,9 +134,12 @@ class _Settings:
 class Client(_Settings):
     """Blocking client. Use as a context manager or call ``close()``."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
-        super().__init__(address, timeout, retries, backoff)
-        self._channel = grpc.insecure_channel(address, options=limits.GRPC_OPTIONS)
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5,
+                 api_key: str | None = None, ca: str | Path | bytes | None = None, tls: bool | None = None) -> None:
+        """``api_key`` (default: $SWARMRANK_API_KEY) is sent as ``authorization: Bearer``; ``ca`` (a PEM
+        file such as a swarm's ca.crt) or ``tls=True`` (the system's CAs) make the channel TLS."""
+        super().__init__(address, timeout, retries, backoff, api_key)
+        self._channel = connection.sync_channel(address, connection.credentials(ca, tls))
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
     def __enter__(self) -> Client:
@@ -156,7 +163,7 @@ class Client(_Settings):
             system: str | None = None, timeout: float | None = None) -> Answer:
         """Run one consensus round and return the answer with its ranking."""
         request = _ask_request(prompt, k, max_tokens, temperature, system)
-        return answer_from_pb(self._call(lambda t: self._stub.Ask(request, timeout=t), timeout))
+        return answer_from_pb(self._call(lambda t: self._stub.Ask(request, metadata=self._metadata, timeout=t), timeout))
 
     def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
                system: str | None = None, timeout: float | None = None) -> Iterator[Event]:
@@ -166,7 +173,7 @@ class Client(_Settings):
         while True:
             started = False
             try:
-                for event in self._stub.AskStream(request, timeout=retry.remaining()):
+                for event in self._stub.AskStream(request, metadata=self._metadata, timeout=retry.remaining()):
                     started = True
                     yield event_from_pb(event)
                 return
@@ -174,18 +181,21 @@ class Client(_Settings):
                 time.sleep(retry.delay(exc, started=started))
 
     def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
-        return _nodes_from_pb(self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=t), timeout))
+        return _nodes_from_pb(self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), metadata=self._metadata, timeout=t), timeout))
 
     def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
-        return answer_from_pb(self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=t), timeout))
+        return answer_from_pb(self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), metadata=self._metadata, timeout=t), timeout))
 
 
 class AsyncClient(_Settings):
     """asyncio client with the same methods as ``Client``."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5) -> None:
-        super().__init__(address, timeout, retries, backoff)
-        self._channel = grpc.aio.insecure_channel(address, options=limits.GRPC_OPTIONS)
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = DEFAULT_TIMEOUT, retries: int = 3, backoff: float = 0.5,
+                 api_key: str | None = None, ca: str | Path | bytes | None = None, tls: bool | None = None) -> None:
+        """``api_key`` (default: $SWARMRANK_API_KEY) is sent as ``authorization: Bearer``; ``ca`` (a PEM
+        file such as a swarm's ca.crt) or ``tls=True`` (the system's CAs) make the channel TLS."""
+        super().__init__(address, timeout, retries, backoff, api_key)
+        self._channel = connection.async_channel(address, connection.credentials(ca, tls))
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
     async def __aenter__(self) -> AsyncClient:
@@ -208,7 +218,7 @@ class AsyncClient(_Settings):
     async def ask(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
                   system: str | None = None, timeout: float | None = None) -> Answer:
         request = _ask_request(prompt, k, max_tokens, temperature, system)
-        return answer_from_pb(await self._call(lambda t: self._stub.Ask(request, timeout=t), timeout))
+        return answer_from_pb(await self._call(lambda t: self._stub.Ask(request, metadata=self._metadata, timeout=t), timeout))
 
     async def stream(self, prompt: str, *, k: int | None = None, max_tokens: int | None = None, temperature: float | None = None,
                      system: str | None = None, timeout: float | None = None) -> AsyncIterator[Event]:
@@ -217,7 +227,7 @@ class AsyncClient(_Settings):
         while True:
             started = False
             try:
-                async for event in self._stub.AskStream(request, timeout=retry.remaining()):
+                async for event in self._stub.AskStream(request, metadata=self._metadata, timeout=retry.remaining()):
                     started = True
                     yield event_from_pb(event)
                 return
@@ -225,8 +235,8 @@ class AsyncClient(_Settings):
                 await asyncio.sleep(retry.delay(exc, started=started))
 
     async def nodes(self, *, timeout: float = 10.0) -> list[NodeInfo]:
-        return _nodes_from_pb(await self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), timeout=t), timeout))
+        return _nodes_from_pb(await self._call(lambda t: self._stub.ListNodes(cpb.ListNodesRequest(), metadata=self._metadata, timeout=t), timeout))
 
     async def round(self, round_id: str, *, timeout: float = 10.0) -> Answer:
-        return answer_from_pb(await self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), timeout=t),
+        return answer_from_pb(await self._call(lambda t: self._stub.GetRound(cpb.GetRoundRequest(round_id=round_id), metadata=self._metadata, timeout=t),
                                                timeout))

@@ -115,3 +115,11 @@ class DeadlineExceeded(SwarmrankError):
 
 class PermissionDenied(SwarmrankError):
     """Authentication or authorisation failed."""
+
+
+class Unauthenticated(PermissionDenied):
+    """No API key, or a malformed, unknown or revoked one."""
+
+
+class RateLimited(SwarmrankError):
+    """The API key is over its rate (or the swarm is overloaded); retry later."""

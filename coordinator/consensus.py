@@ -3,8 +3,16 @@
 Judging happens per candidate: a node may judge another node's candidate even when its own text is
 identical (otherwise an honest majority that agrees could never judge its own answer). Aggregation
 happens per distinct answer: candidates with the same text are one Bradley-Terry item, so every
-comparison won by any of them counts for all. An answer's "support" (the summed generator scores of
-the nodes that wrote it) breaks ties in strength, e.g. when no comparison could be judged.
+comparison won by any of them counts for all. An answer's "support" (the summed evidence weights of
+the generators that wrote it, then their running scores) breaks ties in strength, e.g. when no
+comparison could be judged.
+
+Judging is hierarchical (``hierarchical``): a judge that preferred the same position in both
+orders of a pair said nothing about the answers and counts for nothing there; on each pair of
+answers, the most reliable judge with a verdict leads, and only judges within ``LEAD`` of its
+weight vote beside it. Weak judges decide a pair only when no stronger one has a verdict on it, so
+correlated weak judges cannot outvote a proven one, and a proven judge's silence (a tie, or
+position bias) hands the pair to the next tier instead of to a coin.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ import numpy as np
 from swarmrank.kernels import DEFAULT_PRIOR, fit, win_probability
 from swarmrank.protos.types import Preference
 
+from . import evidence
 from .domain import Candidate, Judgment
 from .trust import Trust
 
 OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
+LEAD = 0.5  # judges weighing at least this fraction of a pair's leading judge vote beside it
 
 
 @dataclass(frozen=True)
@@ -43,21 +53,63 @@ def text_groups(candidates: Sequence[Candidate]) -> list[int]:
     return [index.setdefault(c.text.strip(), len(index)) for c in candidates]
 
 
-def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust]) -> list[float]:
-    """Per distinct answer: the summed generator score of every node that wrote it."""
+def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
+            chance: float = evidence.FREE_FORM_CHANCE) -> list[float]:
+    """Per distinct answer: the summed evidence weight of every eligible node that wrote it (its
+    prior as a generator), plus a thousandth of their running scores to order answers without one."""
     votes = [0.0] * (max(group_of) + 1 if group_of else 0)
     for c, g in zip(candidates, group_of):
-        votes[g] += trusts[c.node_id].generator if c.node_id in trusts else 0.0
+        t = trusts.get(c.node_id)
+        if t is not None and t.eligible:
+            votes[g] += evidence.weight(*t.generator_record, chance) + 1e-3 * t.generator
     return votes
 
 
+def _sign(j: Judgment) -> int:
+    """+1 if the verdict prefers the lower-numbered answer of its pair, -1 the other, 0 a tie."""
+    if j.preference == Preference.TIE:
+        return 0
+    return 1 if (j.preference == Preference.A) == (j.answer_a < j.answer_b) else -1
+
+
+def hierarchical(judgments: Sequence[Judgment], group_of: Sequence[int]) -> list[Judgment]:
+    """The judgments with the weights they carry: 0 for a judge's verdicts on a candidate pair where
+    it preferred the same position in both orders, and 0 on a pair of answers for judges lighter
+    than ``LEAD`` times the heaviest judge with a verdict on it (``judgments`` use candidate indices)."""
+    position: dict[tuple[str, int, int], list[Judgment]] = {}
+    for j in judgments:
+        position.setdefault((j.judge_node_id, min(j.answer_a, j.answer_b), max(j.answer_a, j.answer_b)), []).append(j)
+    biased = {key for key, js in position.items()
+              if len(js) == 2 and js[0].answer_a != js[1].answer_a and js[0].preference == js[1].preference != Preference.TIE}
+    net: dict[tuple[int, int], dict[str, int]] = {}
+    for key, js in position.items():
+        if key in biased:
+            continue
+        pair = (min(group_of[key[1]], group_of[key[2]]), max(group_of[key[1]], group_of[key[2]]))
+        signs = net.setdefault(pair, {})
+        signs[key[0]] = signs.get(key[0], 0) + sum(_sign(replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]))
+                                                   for j in js)
+    weight_of = {j.judge_node_id: j.weight for j in judgments}
+    lead = {pair: max((weight_of[judge] for judge, s in signs.items() if s != 0), default=0.0) for pair, signs in net.items()}
+    out = []
+    for j in judgments:
+        a, b = group_of[j.answer_a], group_of[j.answer_b]
+        pair = (min(a, b), max(a, b))
+        key = (j.judge_node_id, min(j.answer_a, j.answer_b), max(j.answer_a, j.answer_b))
+        keep = key not in biased and j.weight >= LEAD * lead.get(pair, 0.0)
+        out.append(j if keep else replace(j, weight=0.0))
+    return out
+
+
 def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgment], trusts: Mapping[str, Trust], *,
-                    prior: float = DEFAULT_PRIOR) -> Consensus:
+                    prior: float = DEFAULT_PRIOR, prompt: str = "") -> Consensus:
     """Fit over distinct answers, then give every candidate its answer's strength (ranking: by answer
     rank, then candidate order). Judgments keep their candidate indices."""
     group_of = text_groups(candidates)
-    by_answer = [replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]) for j in judgments]
-    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts), prior=prior)
+    weighted = hierarchical(judgments, group_of)
+    by_answer = [replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]) for j in weighted]
+    chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
+    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts, chance), prior=prior)
     place = {g: position for position, g in enumerate(answers.ranking)}
     g = np.asarray(group_of)
     ranking = sorted(range(len(candidates)), key=lambda i: (place[group_of[i]], i))

@@ -8,13 +8,19 @@ import logging
 import signal
 from collections.abc import Callable
 
+import grpc
 import numpy as np
 
 from swarmrank.discovery.config import open_discovery
 from swarmrank.discovery.port import Discovery
 from swarmrank.protos.signing import Identity
-from swarmrank.protos.v1 import coordinator_pb2, coordinator_pb2_grpc
+from swarmrank.protos.v1 import access_pb2, access_pb2_grpc, coordinator_pb2, coordinator_pb2_grpc
+from swarmrank.rpc import swarm_dir, tls
+from swarmrank.rpc.guard import Guard
 from swarmrank.rpc.server import start_server
+
+from .access import AccessControl
+from .access_servicer import AccessServicer
 
 from .calibration import ChallengeBank
 from .joining import Gatekeeper
@@ -29,6 +35,12 @@ from .swarm_view import coordinator_record, watch_nodes
 log = logging.getLogger("swarmrank.coordinator")
 
 SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["Coordinator"].full_name
+ACCESS_SERVICE_NAME = access_pb2.DESCRIPTOR.services_by_name["Access"].full_name
+
+
+def default_node_listen(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
+    return f"{host}:{int(port) + 1 if int(port) else 0}"
 
 
 async def serve(
@@ -40,12 +52,20 @@ async def serve(
     discovery: Discovery | None = None,
 ) -> None:
     identity = Identity.load_or_create(settings.key_path)
+    creds = swarm_dir.load_coordinator(settings.swarm) if settings.swarm else None
+    if creds is None:
+        tls.check_plaintext(settings.listen, settings.insecure, "coordinator")
     if discovery is None:  # none given (tests and benchmarks inject one): from the settings, if any
-        discovery = open_discovery(identity, bootstrap=settings.bootstrap, key_path=settings.swarm_key,
+        # The swarm directory's swarm.key serves when a bootstrap peer is given without --swarm-key.
+        discovery = open_discovery(identity, bootstrap=settings.bootstrap,
+                                   key_path=settings.swarm_key or (settings.swarm if settings.bootstrap else None),
                                    listen=settings.p2p_listen, announce_interval=settings.announce_interval)
     store = Store(settings.db, identity)
     registry = Registry(store, settings.heartbeat_interval)
     bank = ChallengeBank.from_file(settings.calibration_bank) if settings.calibration_bank else ChallengeBank.arithmetic()
+    access = AccessControl(store.path, creds, node_cert_lifetime=settings.node_cert_hours * 3600) if creds else None
+    if creds is not None:
+        client = client or GrpcNodeClient(tls.channel_credentials(creds.ca_pem, creds.key_pem, creds.chain_pem))
     client = client or GrpcNodeClient()
     rng = np.random.default_rng(settings.seed)
     runner = RoundRunner(registry, store, client, settings, rng, bank)
@@ -56,13 +76,31 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
     servicer = CoordinatorServicer(runner, registry, gatekeeper)
-    running = await start_server(
-        settings.listen, lambda server: coordinator_pb2_grpc.add_CoordinatorServicer_to_server(servicer, server),
-        [SERVICE_NAME],
-    )
+    guard = Guard(access) if access else None
+    access_servicer = AccessServicer(access, registry, 0) if access else None
+
+    def add_services(server: grpc.aio.Server) -> None:
+        coordinator_pb2_grpc.add_CoordinatorServicer_to_server(servicer, server)
+        if access_servicer is not None:
+            access_pb2_grpc.add_AccessServicer_to_server(access_servicer, server)
+
+    if creds is not None:
+        # Clients (API keys) and joining nodes (tokens) on ``listen`` with server-side TLS; nodes with
+        # their certificates on the mTLS port (gRPC Python cannot ask for an optional client certificate).
+        running = await start_server(
+            settings.listen, add_services, [SERVICE_NAME, ACCESS_SERVICE_NAME], interceptors=[guard] if guard else [],
+            credentials=tls.server_credentials(creds.key_pem, creds.chain_pem, creds.ca_pem, require_client_cert=False),
+            extra_ports=[(settings.node_listen or default_node_listen(settings.listen),
+                          tls.server_credentials(creds.key_pem, creds.chain_pem, creds.ca_pem, require_client_cert=True))],
+        )
+        assert access_servicer is not None
+        access_servicer.node_port = int(running.extra_addresses[0].rsplit(":", 1)[1])
+    else:
+        running = await start_server(settings.listen, add_services, [SERVICE_NAME])
     address = running.address
-    log.info("coordinator %s serving on %s (db %s, %d known node(s))", identity.public_key.hex()[:16], address, store.path,
-             len(registry.all()))
+    log.info("coordinator %s serving on %s%s (db %s, %d known node(s))", identity.public_key.hex()[:16], address,
+             f" with TLS, swarm {creds.info.swarm_id}, nodes on {running.extra_addresses[0]} (mTLS)" if creds else " (plaintext)",
+             store.path, len(registry.all()))
     watcher = None
     if discovery is not None:
         try:
@@ -85,8 +123,11 @@ async def serve(
                 await watcher
         if discovery is not None:
             await discovery.close()
-        log.info("coordinator shutting down; counters: %s", dict(runner.counters))
+        log.info("coordinator shutting down; counters: %s%s", dict(runner.counters),
+                 f"; refusals: {dict(guard.refusals)}" if guard else "")
         await running.stop(5.0)
         await runner.close()
         await client.close()
+        if access is not None:
+            access.close()
         store.close()

@@ -1,8 +1,11 @@
 """Choosing the generators of a round (pure).
 
-Weighted sampling without replacement: weight = exploration + reputation, so strong nodes get
-most of the work but every healthy node is picked now and then (its reputation can only change if
-it plays). Distinct models come first, because copies of one model make correlated mistakes; copies
+A client's round goes to the nodes most likely to be right: ordered by the lower confidence bound
+of their hidden spot-check record (``evidence.wilson``), so a few strong, proven members carry it.
+Exploration happens where it cannot cost an answer: hidden spot checks (``explore=True``) use
+weighted sampling without replacement, weight = exploration + reputation, so every healthy node is
+measured now and then and newcomers earn a record. Until records exist (a new swarm), client rounds
+sample the same way. Distinct models come first, because copies of one model make correlated mistakes; copies
 fill the remaining places only when there are not enough distinct models. Nodes already at their
 advertised capacity are left out.
 """
@@ -10,21 +13,83 @@ advertised capacity are left out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from .domain import NodeRecord
+from .evidence import WEIGHT_Z, wilson
 
 DEFAULT_EXPLORATION = 0.1
 
 
-def _weighted_order(nodes: Sequence[NodeRecord], rng: np.random.Generator, exploration: float) -> list[NodeRecord]:
-    """A random order where node i comes early with probability ∝ its weight (Efraimidis-Spirakis)."""
-    if not nodes:
+@dataclass(frozen=True)
+class Pool:
+    """The nodes a round may use, in columns: built once when the swarm changes, not per query, so
+    that choosing among 10,000 nodes costs vectorised work and no Python loop over them."""
+
+    nodes: tuple[NodeRecord, ...]
+    weights: np.ndarray      # exploration + reputation, > 0
+    model_codes: np.ndarray  # one integer per distinct model name
+    capacity: np.ndarray     # advertised max concurrency (at least 1)
+    generates: np.ndarray    # bool: the node plays the generator role
+    proof: np.ndarray        # lower confidence bound of its generator record (0 without one)
+    index: Mapping[str, int]
+    models: int
+
+    @classmethod
+    def build(cls, nodes: Sequence[NodeRecord], exploration: float = DEFAULT_EXPLORATION) -> Pool:
+        codes: dict[str, int] = {}
+        return cls(
+            tuple(nodes),
+            np.array([exploration + max(n.reputation, 0.0) for n in nodes], dtype=float) + 1e-12,
+            np.array([codes.setdefault(n.model_name, len(codes)) for n in nodes], dtype=np.int64),
+            np.array([max(n.max_concurrency, 1) for n in nodes], dtype=np.int64),
+            np.array([n.role.generates for n in nodes], dtype=bool),
+            np.array([wilson(*n.trust.generator_record, WEIGHT_Z)[0] for n in nodes], dtype=float),
+            {n.node_id: i for i, n in enumerate(nodes)},
+            len(codes),
+        )
+
+
+def choose_from_pool(pool: Pool, k: int, rng: np.random.Generator, *, in_flight: Mapping[str, int] | None = None,
+                     explore: bool = True) -> list[NodeRecord]:
+    """Up to ``k`` generators: Efraimidis-Spirakis keys (node i early with probability ∝ its
+    weight), the best-keyed node of each model first, then copies in key order. Only the top of the
+    order is sorted; the whole order only when the top holds too few distinct models. Without
+    ``explore`` the strongest proven nodes come first (keys order the unproven)."""
+    free = pool.generates.copy()
+    for node_id, busy in (in_flight or {}).items():  # only nodes with calls in flight: a few
+        i = pool.index.get(node_id)
+        if i is not None and busy >= pool.capacity[i]:
+            free[i] = False
+    idx = np.flatnonzero(free)
+    if not len(idx) or k <= 0:
         return []
-    weights = np.array([exploration + max(n.reputation, 0.0) for n in nodes]) + 1e-12
-    keys = rng.random(len(nodes)) ** (1.0 / weights)
-    return [nodes[i] for i in np.argsort(-keys, kind="stable")]
+    keys = rng.random(len(idx)) ** (1.0 / pool.weights[idx])
+    if not explore and pool.proof[idx].any():
+        keys = pool.proof[idx] + 1e-6 * keys  # proof first; the keys only order equal proofs
+    top = min(len(idx), max(8 * k, 64))
+    head = np.argpartition(-keys, top - 1)[:top] if top < len(idx) else np.arange(len(idx))
+    order = head[np.argsort(-keys[head], kind="stable")]
+    if top < len(idx) and len(set(pool.model_codes[idx[order]].tolist())) < min(k, pool.models):
+        order = np.argsort(-keys, kind="stable")  # rare: the top is crowded by copies of few models
+    chosen: list[int] = []
+    seen: set[int] = set()
+    for i in order:  # first pass: one node per model
+        code = int(pool.model_codes[idx[i]])
+        if code not in seen:
+            chosen.append(int(i))
+            seen.add(code)
+            if len(chosen) == k or len(seen) == pool.models:
+                break
+    taken = set(chosen)
+    for i in order:  # second pass: fill with copies
+        if len(chosen) >= k:
+            break
+        if int(i) not in taken:
+            chosen.append(int(i))
+    return [pool.nodes[int(idx[i])] for i in chosen]
 
 
 def choose_generators(
@@ -34,20 +99,10 @@ def choose_generators(
     *,
     in_flight: Mapping[str, int] | None = None,
     exploration: float = DEFAULT_EXPLORATION,
+    explore: bool = True,
 ) -> list[NodeRecord]:
-    """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted ones)."""
-    busy = in_flight or {}
-    free = [n for n in nodes if n.role.generates and busy.get(n.node_id, 0) < max(n.max_concurrency, 1)]
-    order = _weighted_order(free, rng, exploration)
-    chosen: list[NodeRecord] = []
-    seen_models: set[str] = set()
-    for node in order:  # first pass: one node per model
-        if len(chosen) < k and node.model_name not in seen_models:
-            chosen.append(node)
-            seen_models.add(node.model_name)
-    for node in order:  # second pass: fill with copies
-        if len(chosen) >= k:
-            break
-        if node not in chosen:
-            chosen.append(node)
-    return chosen
+    """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted
+    ones): sampled with ``explore``, else the strongest proven first. In id order, not registration
+    order: with a seeded rng and the same nodes, the same choice."""
+    ordered = sorted(nodes, key=lambda n: n.node_id)
+    return choose_from_pool(Pool.build(ordered, exploration), k, rng, in_flight=in_flight, explore=explore)

@@ -11,6 +11,7 @@ the cool-down and pass calibration again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import uuid
@@ -67,7 +68,9 @@ class Gatekeeper:
         self._client = client
         self._bank = bank
         self._settings = settings
-        self._rng = rng
+        # Each node's challenges come from its own stream (this base and its id), not from a shared
+        # one that concurrent admissions would consume in a different order each run.
+        self._base = int(rng.integers(0, 2**62))
         self.challenges = challenges or Challenges(registry.clock)
         self._cooldown: OrderedDict[str, float] = OrderedDict()
 
@@ -127,17 +130,19 @@ class Gatekeeper:
 
     async def calibrate(self, node: NodeRecord) -> CalibrationResult:
         # Each role is calibrated only if the node plays it: a reward model is never asked to write.
-        generation, pairwise = self._bank.sample(self._rng, self._settings.calibration_generation if node.role.generates else 0,
+        rng = np.random.default_rng([self._base, int.from_bytes(hashlib.sha256(node.node_id.encode()).digest()[:8], "big")])
+        generation, pairwise = self._bank.sample(rng, self._settings.calibration_generation if node.role.generates else 0,
                                                  self._settings.calibration_pairwise if node.role.judges else 0)
-        gen_ok = sum(await asyncio.gather(*(self._generation(node, c) for c in generation)))
+        seeds = [int(x) for x in rng.integers(0, 2**31, size=len(generation))]
+        gen_ok = sum(await asyncio.gather(*(self._generation(node, c, seed) for c, seed in zip(generation, seeds))))
         pairs_ok = await self._pairwise(node, pairwise)
         total = len(generation) + len(pairwise)
         return CalibrationResult((gen_ok + pairs_ok) / total if total else 1.0, gen_ok, len(generation), pairs_ok, len(pairwise))
 
-    async def _generation(self, node: NodeRecord, challenge: GenerationChallenge) -> bool:
+    async def _generation(self, node: NodeRecord, challenge: GenerationChallenge, seed: int) -> bool:
         round_id, nonce = uuid.uuid4().hex, os.urandom(16)
         order = GenerateOrder(round_id, nonce, challenge.question, self._settings.system_prompt,
-                              self._settings.default_max_tokens, 0.0, int(self._rng.integers(0, 2**31)))
+                              self._settings.default_max_tokens, 0.0, seed)
         try:
             got = await self._client.generate(node.address, order, self._settings.calibration_timeout)
         except NodeCallError as exc:

@@ -55,7 +55,7 @@ def assign(
     rng: np.random.Generator,
     *,
     round_tag: str,
-    weights: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | np.ndarray | None = None,
     per_pair: int = 1,
 ) -> tuple[list[PlannedComparison], list[tuple[int, int]]]:
     """Assign each pair to ``per_pair`` eligible judges (fewer if fewer are eligible). Returns
@@ -63,18 +63,38 @@ def assign(
 
     With ``weights`` (the judges' weights in aggregation), load is spread in proportion to weight:
     the next pair goes to the eligible judges with the least load per unit of weight, so trusted
-    judges decide most pairs while every judge keeps being tested."""
+    judges decide most pairs while every judge keeps being tested. ``weights`` may also be an array
+    aligned with ``judges`` (no per-judge Python work: the coordinator's path at 10,000 nodes)."""
     load: dict[str, int] = defaultdict(int)
-    w = weights if weights is not None else {j: 1.0 for j in judges}
+    tiebreak_values = rng.random(len(judges))
+    if weights is None:
+        w_all = np.ones(len(judges))
+    elif isinstance(weights, np.ndarray):
+        w_all = weights
+    else:
+        w_all = np.array([weights.get(j, 0.0) for j in judges], dtype=float)
+    # Only the judges with the smallest starting key can ever be picked: while pairs are being
+    # assigned, fewer than (pairs x per_pair) judges carry load and at most the authors are
+    # ineligible, so a shortlist of that many (plus ties) gives the same plan as all 10,000.
+    unique_pairs = len({(min(a, b), max(a, b)) for a, b in pairs})
+    need = unique_pairs * per_pair + len(frozenset().union(*authors)) if authors else 0
+    base = 1.0 / (w_all + 1e-3)
+    if 0 < need < len(judges):
+        cutoff = base[np.argpartition(base, need - 1)[:need]].max()
+        shortlist = np.flatnonzero(base <= cutoff)
+    else:
+        shortlist = np.arange(len(judges))
+    names = [judges[int(i)] for i in shortlist]
+    w = {judges[int(i)]: float(w_all[i]) for i in shortlist}
+    tiebreak = {judges[int(i)]: float(tiebreak_values[i]) for i in shortlist}
     judges_of_pair: dict[tuple[int, int], list[str]] = {}
-    tiebreak = {j: float(x) for j, x in zip(judges, rng.random(len(judges)))}
     planned: list[PlannedComparison] = []
     unassigned: list[tuple[int, int]] = []
     for a, b in pairs:
         key = (min(a, b), max(a, b))
         chosen = judges_of_pair.get(key)
         if chosen is None:
-            eligible = [j for j in judges if j not in authors[a] and j not in authors[b]]
+            eligible = [j for j in names if j not in authors[a] and j not in authors[b]]
             if not eligible:
                 unassigned.append((a, b))
                 continue

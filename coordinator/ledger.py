@@ -53,10 +53,10 @@ def entry_hash(prev_hash: bytes, seq: int, body: str) -> bytes:
 
 def genesis_body(identity: Identity) -> dict[str, Any]:
     rule = {"probation": reputation.PROBATION, "quarantine": reputation.QUARANTINE, "rates": reputation.RATES,
-            "min_truths": reputation.MIN_TRUTHS, "mean_line": reputation.MEAN_LINE,
+            "min_truths": reputation.MIN_TRUTHS, "accuracy_line": reputation.ACCURACY_LINE,
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
-            "record_prior": RECORD_PRIOR}
+            "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

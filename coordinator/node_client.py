@@ -16,6 +16,8 @@ from swarmrank.protos import limits
 from swarmrank.protos.types import Preference
 from swarmrank.protos.v1 import node_pb2 as pb
 from swarmrank.protos.v1 import node_pb2_grpc
+from swarmrank.rpc.pki import NODE_NAME
+from swarmrank.rpc.tls import name_override
 
 
 class NodeCallError(Exception):
@@ -92,13 +94,22 @@ def _preference(value: int) -> Preference | None:
 
 
 class GrpcNodeClient:
-    def __init__(self) -> None:
+    """``credentials`` (the coordinator's certificate and the swarm CA) make every channel mTLS; a
+    node's certificate is checked for the name the CA gives only to nodes, whatever address it has."""
+
+    def __init__(self, credentials: grpc.ChannelCredentials | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._credentials = credentials
 
     def _stub(self, address: str) -> node_pb2_grpc.NodeAsyncStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=limits.GRPC_OPTIONS)
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address, options=limits.GRPC_OPTIONS)
+            else:
+                channel = grpc.aio.secure_channel(address, self._credentials,
+                                                  options=[*limits.GRPC_OPTIONS, *name_override(NODE_NAME)])
+            self._channels[address] = channel
         return node_pb2_grpc.NodeStub(channel)
 
     async def generate(

@@ -17,16 +17,22 @@ Rule (all constants below; see README "Trust"):
   work costs a fixed penalty at once.
 - **Decay.** Between events a score relaxes toward ``PROBATION`` with time constant
   ``DECAY_SECONDS``: old merit fades, so does old blame (a quarantined score does not decay).
+- **Record.** The ground-truth record of a role counts hidden spot checks only: admission
+  calibration is announced, so a strategic node always passes it (every adversary here does); it
+  proves capability, not behaviour. A judge's observation of a spot check is its mean over the
+  pairs with exactly one right answer (per pair 1 right, -1 wrong or the same position in both
+  orders, 0 right in one order and tie in the other); a pair it called a tie both ways is an
+  abstention, not evidence.
 - **Bounds.** Scores stay in [0, 1]. Quarantine (no work) comes from a penalty that puts the
-  reputation below ``QUARANTINE``, or from a poor ground-truth record in one role: its score (a
-  judge: its reliability) and the mean of at least ``MIN_TRUTHS`` calibration/spot-check values
-  below ``MEAN_LINE`` (0.15 generator, 0.1 judge).
-- **Weight.** A judge's weight in aggregation is its *reliability*^2: its ground-truth record
-  (mean calibration/spot-check value) shrunk toward its running judge score, worth
-  ``RECORD_PRIOR`` observations. The running score follows the consensus, so a judge that is right
-  against a correlated majority would lose weight on it; the record does not. The weight is capped
-  at ``PROBATION_WEIGHT_CAP`` until the node has passed ``PROVEN_AFTER`` ground-truth checks: ten
-  fresh identities weigh at most 10 x 0.02 = 0.2, less than one established judge at 0.45.
+  reputation below ``QUARANTINE``, or from a ground-truth record confidently below the role's line
+  (``evidence.confidently_below``: the upper end of its 95% interval under ``ACCURACY_LINE``),
+  never from the luck of a short record.
+- **Weight.** A judge's weight in aggregation is the log-odds of the lower confidence bound of its
+  record's accuracy above a coin (``evidence.weight``): 0 until it is confidently better than
+  guessing, then the weight an independent voter of that accuracy deserves. The running score
+  follows the consensus and has no say. Only the ``TOP_JUDGES`` heaviest count in a round. The
+  weight is capped at ``PROBATION_WEIGHT_CAP`` until the node has passed ``PROVEN_AFTER``
+  ground-truth checks: ten fresh identities weigh at most 10 x 0.02 = 0.2.
 """
 
 from __future__ import annotations
@@ -37,24 +43,29 @@ from dataclasses import dataclass, replace
 
 from swarmrank.protos.types import Preference
 
+from . import evidence
 from .consensus import Consensus
 from .domain import Judgment
-from .trust import RECORD_PRIOR, Trust
+from .trust import Trust
 
 PROBATION = 0.2
 QUARANTINE = 0.1
-# Evidence alone quarantines a node only when the role at fault has a poor ground-truth record: its
-# score and the mean of at least MIN_TRUTHS calibration/spot-check values both below the role's
-# line (generator values are in [0, 1], judge values 2a - 1 in [-1, 1]: a judge no better than
-# chance has mean 0). A score alone would eventually wander below any line and trap honest but
-# imperfect nodes for good; ground truth also cannot be swayed by whoever dominates a consensus.
+# Evidence alone quarantines a node only when the role at fault has a ground-truth record (at least
+# MIN_TRUTHS spot-check observations) whose accuracy is below the role's line with 95% confidence:
+# a generator right on fewer than a quarter of questions that look like traffic, a judge right on
+# fewer than 60% of the spot checks it decided (position bias counting as a failure). A score alone
+# would wander below any line and trap honest but imperfect nodes; ground truth cannot be swayed
+# by whoever dominates a consensus.
 MIN_TRUTHS = 4
-MEAN_LINE = {"generator": 0.15, "judge": 0.1}
+ACCURACY_LINE = {"generator": 0.25, "judge": 0.6}
 PROVEN_AFTER = 5
 PROBATION_WEIGHT_CAP = 0.02
+UNPROVEN_WEIGHT = 1e-3  # every judge's weight while no judge has earned any (the start of a swarm)
+TOP_JUDGES = 4  # judges whose verdicts count in a round: the most reliable few, not a diluted crowd
 DECAY_SECONDS = 7 * 86400.0
-RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1}
-GROUND_TRUTH = ("calibration", "spot_check")
+RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1, "position_bias": 0.3}
+GROUND_TRUTH = ("calibration", "spot_check", "position_bias")
+RECORDED = ("spot_check",)  # sources that enter the ground-truth record (see "Record" above)
 PENALTY = {"bad_signature": 0.15, "unasked_verdict": 0.1, "no_show": 0.05}
 
 
@@ -96,12 +107,10 @@ def _settle(t: Trust, role: str = "", *, plays: str = "") -> Trust:
         if not role and {"generator": t.generator, "judge": t.judge}.get(plays, t.score) < QUARANTINE:
             return replace(t, status="quarantined")
         if role:
-            # A judge's fast score follows the consensus; a right judge outvoted by a correlated
-            # majority must not be quarantined for that, so judges are held to their reliability.
-            fast, total, n = ((t.generator, t.generator_sum, t.generator_n) if role == "generator"
-                              else (t.judge_reliability, t.judge_sum, t.judge_n))
-            line = max(QUARANTINE, MEAN_LINE[role])
-            if fast < line and n >= MIN_TRUTHS and total / n < MEAN_LINE[role]:
+            # Held to the ground-truth record alone: a judge's fast score follows the consensus, and a
+            # right judge outvoted by a correlated majority must not be quarantined for that.
+            successes, n = t.generator_record if role == "generator" else t.judge_conduct
+            if n >= MIN_TRUTHS and evidence.confidently_below(successes, n, ACCURACY_LINE[role]):
                 return replace(t, status="quarantined")
     if t.status == "probation" and t.truths_passed >= PROVEN_AFTER:
         return replace(t, status="established")
@@ -123,15 +132,18 @@ def apply(t: Trust | None, e: Event) -> Trust:
     if e.kind == "evidence":
         rate = RATES[e.source]
         truth = e.source in GROUND_TRUTH
+        recorded = e.source in RECORDED
         passed = t.truths_passed + (1 if truth and e.value >= 0.5 else 0)
         if e.role == "generator":
             t = replace(t, generator=t.generator + rate * (e.value - t.generator))
-            if truth:
+            if recorded:
                 t = replace(t, generator_sum=t.generator_sum + e.value, generator_n=t.generator_n + 1)
         elif e.role == "judge":
             t = replace(t, judge=t.judge + rate * (e.value - t.judge))
-            if truth:
+            if recorded:
                 t = replace(t, judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1)
+            elif e.source == "position_bias":
+                t = replace(t, judge_biased=t.judge_biased + 1)
         else:
             raise ValueError(f"evidence needs a role, got {e.role!r}")
         return _settle(replace(t, truths_passed=passed), e.role)
@@ -146,10 +158,28 @@ def replay(events: Iterable[Event]) -> dict[str, Trust]:
 
 
 def judge_weight(t: Trust | None) -> float:
+    """Log-odds of the judge record's lower confidence bound above a coin (0 without confident
+    evidence), capped while on probation."""
     if t is None or not t.eligible:
         return 0.0
-    weight = max(0.0, t.judge_reliability) ** 2
+    weight = evidence.weight(*t.judge_record, evidence.PAIRWISE_CHANCE)
     return min(weight, PROBATION_WEIGHT_CAP) if t.status == "probation" else weight
+
+
+def judge_weights(trusts: Mapping[str, Trust], judges: Iterable[str], top: int) -> dict[str, float]:
+    """The weights of a round's judges: only the ``top`` most reliable count (``evidence.select``);
+    when none has earned weight yet, every eligible one counts the same, a little."""
+    weights = evidence.select({j: judge_weight(trusts.get(j)) for j in judges}, top)
+    if not any(weights.values()):
+        return {j: (UNPROVEN_WEIGHT if (t := trusts.get(j)) is not None and t.eligible else 0.0) for j in weights}
+    return weights
+
+
+def generator_weight(t: Trust | None, chance: float) -> float:
+    """A generator's prior: log-odds of its record's lower bound above the format's chance level."""
+    if t is None or not t.eligible:
+        return 0.0
+    return evidence.weight(*t.generator_record, chance)
 
 
 def agreement(judgment: Judgment, consensus: Consensus) -> float:
@@ -160,7 +190,10 @@ def agreement(judgment: Judgment, consensus: Consensus) -> float:
     return 1.0 if (judgment.preference == Preference.A) == (sa > sb) else 0.0
 
 
-INCONSISTENT = -0.5  # value of a pair on which a judge preferred the same position in both orders
+# A pair on which a judge preferred the same position in both orders: it did not judge the answers.
+# Nearly as bad as wrong, and distinct from every agreement value (multiples of 0.5), so spot checks
+# can tell position bias apart from a wrong verdict.
+INCONSISTENT = -0.75
 
 
 def judge_values(scored: Iterable[tuple[str, tuple[int, int], float, Preference]]) -> dict[str, list[float]]:
@@ -230,4 +263,11 @@ def spot_check_events(
 
     judges = judge_values((j.judge_node_id, _pair(j), truth(j), j.preference)
                           for j in judgments if correct[j.answer_a] != correct[j.answer_b])
-    return _role_events(round_id, ts, "spot_check", generators, judges)
+    # A pair a judge called a tie both ways is an abstention, not evidence; one with the same
+    # position both ways is a "position_bias" event. One observation of each per spot check (pairs
+    # of one question are not independent evidence): the mean over the pairs it decided.
+    decided = {node: [v for v in values if v not in (0.0, INCONSISTENT)] for node, values in judges.items()}
+    events = _role_events(round_id, ts, "spot_check", generators, {node: v for node, v in decided.items() if v})
+    events += [Event("evidence", node, ts, "position_bias", INCONSISTENT, round_id, "judge")
+               for node in sorted(judges) if INCONSISTENT in judges[node]]
+    return events

@@ -105,7 +105,8 @@ class RoundRunner:
         if len(available) < quorum:
             raise QuorumNotReached(f"{len(available)} healthy node(s); a round needs at least {quorum}")
         chosen = dispatch.choose_generators(
-            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration
+            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration,
+            explore=spot_check is not None,
         )
         if len(chosen) < quorum:
             raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
@@ -123,7 +124,7 @@ class RoundRunner:
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
         verdict = await asyncio.to_thread(consensus_mod.rank_candidates, candidates, judgments, self._registry.trusts(),
-                                          prior=self._settings.prior)
+                                          prior=self._settings.prior, prompt=params.prompt)
         result = self._result(state, candidates, judgments, verdict, started, created)
         await self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
         await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
@@ -184,10 +185,10 @@ class RoundRunner:
         texts = [c.text.strip() for c in candidates]
         pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
         tag = uuid.uuid4().hex[:8]
-        trusts = self._registry.trusts()
+        weights = reputation.judge_weights(self._registry.trusts(), sorted(by_id), self._settings.top_judges)
         planned, unassigned = judging_plan.assign(pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id),
                                                   self._rng, round_tag=tag, per_pair=self._settings.judges_per_pair,
-                                                  weights={j: reputation.judge_weight(trusts.get(j)) for j in by_id})
+                                                  weights=weights)
         if unassigned:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
         planting = spot_checks.plant(candidates, sorted(by_id), known_pair)
@@ -218,7 +219,7 @@ class RoundRunner:
             for rejected in checked.rejected:
                 state.fail(judge_id, "judge", rejected.reason, rejected.penalty)
                 self.counters[rejected.penalty] += 1
-            weight = reputation.judge_weight(trusts.get(judge_id))
+            weight = weights[judge_id]
             for v in checked.accepted:
                 p = asked[v.comparison_id]
                 assert v.preference is not None  # check_verdicts accepts known preferences only
@@ -267,12 +268,21 @@ class RoundRunner:
             self.counters["quarantined"] += 1
 
     async def _maybe_spot_check(self) -> None:
-        """With probability spot_check_rate, follow a round with a hidden calibration round (one at a time)."""
+        """With probability spot_check_rate, follow a round with a hidden calibration round (one at a time).
+        It goes to as many nodes as a round may hold: that is where exploration happens."""
         if self._spot_checks.busy:
             return
         challenge = spot_checks.choose(self._bank, self._rng, self._settings.spot_check_rate)
-        if challenge is not None:
-            await self._spot_checks.spawn(self.run(AskParams(prompt=challenge.question), spot_check=challenge), SPOT_CHECK_TASK)
+        if challenge is None:
+            return
+        check = self.run(AskParams(prompt=challenge.question, k=self._settings.max_k), spot_check=challenge)
+        if not self._settings.spot_checks_in_order:
+            await self._spot_checks.spawn(check, SPOT_CHECK_TASK)
+            return
+        try:  # its evidence lands before this round returns: with one round at a time, runs replay exactly
+            await check
+        except Exception as exc:  # noqa: BLE001 - a failed spot check must not fail the client's round
+            log.info("spot check did not complete: %s", exc)
 
     async def close(self) -> None:
         await self._spot_checks.close()

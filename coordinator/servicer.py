@@ -18,6 +18,7 @@ from swarmrank.protos.v1 import coordinator_pb2_grpc
 from swarmrank.rpc.status import abort_with
 
 from . import convert
+from .access import check_node_identity
 from .domain import RoundEvent, RoundResult
 from .errors import CoordinatorError, InvalidAsk, QuorumNotReached, RateLimited, RegistrationRefused, UnknownRound
 from .joining import Application, Gatekeeper
@@ -93,6 +94,9 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
         try:
             if not 1 <= len(request.models) <= MAX_MODELS:
                 raise RegistrationRefused(f"a node advertises 1..{MAX_MODELS} models")
+            if len(request.public_key) == signing.PUBLIC_KEY_BYTES and \
+                    (problem := check_node_identity(signing.node_id_for(request.public_key))):
+                raise RegistrationRefused(problem)
             node = await self._gatekeeper.register(Application(
                 public_key=request.public_key, nonce=request.nonce, address=request.address,
                 models=tuple(convert.model_info_from_pb(m) for m in request.models),
@@ -108,6 +112,8 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):
         )
 
     async def Heartbeat(self, request: cpb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]) -> cpb.HeartbeatResponse:
+        if problem := check_node_identity(request.node_id):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, problem)
         node = self._registry.get(request.node_id)
         if node is None or not node.trust.eligible:  # unknown or quarantined: it must (re-)qualify
             return cpb.HeartbeatResponse(known=False)

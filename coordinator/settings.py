@@ -39,6 +39,15 @@ class CoordinatorSettings(BaseSettings):
     spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot check")
     log_level: str = "INFO"
     log_json: bool = False
+    swarm: Path | None = Field(None, description="swarm directory (swarmrank swarm init): serve TLS with its CA, "
+                               "mTLS for nodes, API keys for clients")
+    node_listen: str = Field("", description="mTLS address where nodes register (with --swarm; default: the listen "
+                             "host, port + 1)")
+    node_cert_hours: float = Field(24.0, gt=0, le=24 * 365, description="lifetime of the node certificates it issues")
+    insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
+    top_judges: int = Field(4, ge=0, le=64, description="judges whose verdicts count in a round: the most reliable few (0: all)")
+    spot_checks_in_order: bool = Field(False, description="a round returns only after the spot check it triggered "
+                                                         "(with one round at a time and a seed, a run is replayable)")
     bootstrap: list[str] = Field(default_factory=list, description="libp2p multiaddr (/ip4/../tcp/../p2p/PEER) of a swarm "
                                  "peer to join through; repeatable")
     swarm_key: Path | None = Field(None, description="the private swarm's key file (or its swarm directory); turns on "

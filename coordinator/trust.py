@@ -26,6 +26,9 @@ class Trust:
     generator_n: int = 0
     judge_sum: float = 0.0
     judge_n: int = 0
+    # Spot checks on which it preferred the same position in both orders of a pair: not in the
+    # record its weight comes from (such verdicts count for nothing), but counted against it.
+    judge_biased: int = 0
 
     @property
     def judge_reliability(self) -> float:
@@ -34,6 +37,23 @@ class Trust:
         follows the consensus; the record is slow and cannot be swayed by a correlated majority,
         so it decides once there is enough of it."""
         return (self.judge_sum + RECORD_PRIOR * self.judge) / (self.judge_n + RECORD_PRIOR)
+
+    @property
+    def generator_record(self) -> tuple[float, int]:
+        """(successes, observations) of its hidden spot checks as a generator."""
+        return self.generator_sum, self.generator_n
+
+    @property
+    def judge_record(self) -> tuple[float, int]:
+        """(successes, observations) of its spot checks as a judge, on the pairs it decided without
+        position bias (value v is (v + 1) / 2 right): how often it is right when it speaks."""
+        return (self.judge_sum + self.judge_n) / 2.0, self.judge_n
+
+    @property
+    def judge_conduct(self) -> tuple[float, int]:
+        """The same with position-biased spot checks counted as failures (what quarantine looks at)."""
+        successes, n = self.judge_record
+        return successes, n + self.judge_biased
 
     @property
     def score(self) -> float:

@@ -1,8 +1,8 @@
 """Numeric core of consensus: weighted Bradley-Terry (numpy reference, batched torch backend)."""
 
-from .bradley_terry import DEFAULT_PRIOR, BTResult, ConvergenceError, fit, win_matrix, win_probability
+from .bradley_terry import DEFAULT_PRIOR, BTResult, ConvergenceError, fit, p_beats, win_matrix, win_probability
 
-__all__ = ["DEFAULT_PRIOR", "BTResult", "ConvergenceError", "fit", "fit_batch", "win_matrix", "win_probability"]
+__all__ = ["DEFAULT_PRIOR", "BTResult", "ConvergenceError", "fit", "fit_batch", "p_beats", "win_matrix", "win_probability"]
 
 
 def __getattr__(name: str) -> object:  # torch is optional: import the batched backend only when asked

@@ -164,9 +164,14 @@ def fit_wins(
     raise ConvergenceError(max_iter, residual)
 
 
+def p_beats(theta_i: ArrayLike, theta_j: ArrayLike) -> NDArray[np.float64]:
+    """The model's P(i beats j) = 1 / (1 + exp(theta_j - theta_i)), elementwise."""
+    return np.asarray(1.0 / (1.0 + np.exp(np.asarray(theta_j) - np.asarray(theta_i))), dtype=np.float64)
+
+
 def win_probability(theta: NDArray[np.float64], leader: int) -> NDArray[np.float64]:
     """P(item ``leader`` beats item i) for every i under strengths ``theta`` (0.5 for itself)."""
-    return np.asarray(1.0 / (1.0 + np.exp(theta - theta[leader])), dtype=np.float64)
+    return p_beats(theta[leader], theta)
 
 
 def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> BTResult:

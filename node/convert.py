@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarmrank.protos.model_info import model_info_from_pb, model_info_to_pb
+from swarmrank.protos.model_info import model_info_to_pb
 from swarmrank.protos.v1 import node_pb2 as pb
 
 from .service import ComparisonItem, Description, GenerateCall, JudgeCall, SignedCandidate, SignedVerdict

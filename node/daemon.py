@@ -13,9 +13,13 @@ from swarmrank.discovery.port import Discovery
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import ROLE_NAMES
 from swarmrank.protos.v1 import node_pb2, node_pb2_grpc
+from swarmrank.rpc import tls
+from swarmrank.rpc.guard import Guard
 from swarmrank.rpc.server import start_server
 
 from . import catalogue
+from . import membership as swarm_membership
+from .access import NodePolicy
 from .backends.base import Backend
 from .registration import stay_registered
 from .service import NodeService
@@ -35,8 +39,13 @@ def build_backend(settings: NodeSettings, progress: catalogue.Progress | None = 
         entry = None if settings.model_path else catalogue.lookup(settings.model)
         path = settings.model_path or catalogue.prepare(settings.model, settings.cache_dir, progress=progress)
         return LlamaCppBackend(
-            path, entry, n_ctx=settings.n_ctx, n_threads=settings.n_threads or None, n_gpu_layers=settings.n_gpu_layers
+            path, entry, n_ctx=settings.n_ctx, n_threads=settings.n_threads or None, n_gpu_layers=settings.n_gpu_layers,
+            judge_mode=settings.judge_mode,
         )
+    if settings.backend == "instant":
+        from .backends.instant import InstantBackend
+
+        return InstantBackend(name=settings.model, seed=settings.seed, max_concurrency=settings.max_concurrency)
     if settings.backend == "onnx":
         from .backends.onnx import OnnxBackend
 
@@ -64,12 +73,17 @@ async def serve(
 ) -> None:
     """Run a node until SIGTERM/SIGINT (or ``stop`` is set); in-flight work gets ``grace_seconds``."""
     identity = Identity.load_or_create(settings.key_path)
-    # Load the model before any gRPC object exists, on this thread: llama.cpp's quiet loading dup2()s
-    # stdout/stderr, which must not race with gRPC's poller creating and closing descriptors (seen
-    # once as an epoll EBADF abort). Nothing is being served yet, so blocking the loop costs nothing.
+    # Join (or reuse the stored certificate) before loading a model: a bad token fails in seconds.
+    tls_dir = settings.tls_dir or settings.key_path.expanduser().with_name(settings.key_path.name + ".tls")
+    membership = await swarm_membership.obtain(tls_dir, settings.coordinator, settings.join.get_secret_value(), identity)
+    if membership is None:
+        tls.check_plaintext(settings.listen, settings.insecure, "node")
     if discovery is None:  # none given (tests and benchmarks inject one): from the settings, if any
         discovery = open_discovery(identity, bootstrap=settings.bootstrap, key_path=settings.swarm_key,
                                    listen=settings.p2p_listen, announce_interval=settings.announce_interval)
+    # Load the model before any gRPC object exists, on this thread: llama.cpp's quiet loading dup2()s
+    # stdout/stderr, which must not race with gRPC's poller creating and closing descriptors (seen
+    # once as an epoll EBADF abort). Nothing is being served yet, so blocking the loop costs nothing.
     backend = backend or build_backend(settings)
     service = NodeService(
         identity,
@@ -84,13 +98,15 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
+    guard = Guard(NodePolicy(membership.swarm_id)) if membership else None
     running = await start_server(
         settings.listen, lambda server: node_pb2_grpc.add_NodeServicer_to_server(NodeServicer(service), server),
-        [NODE_SERVICE_NAME],
+        [NODE_SERVICE_NAME], interceptors=[guard] if guard else [],
+        credentials=membership.server_credentials() if membership else None,
     )
     address = running.address
-    log.info("node %s serving %s (%s, role %s) on %s", identity.node_id, backend.info.name, backend.info.runtime,
-             service.info.role.name.lower(), address)
+    log.info("node %s serving %s (%s, role %s) on %s%s", identity.node_id, backend.info.name, backend.info.runtime,
+             service.info.role.name.lower(), address, f" (mTLS, swarm {membership.swarm_id})" if membership else " (plaintext)")
     if on_ready:
         on_ready(identity.node_id, address)
 
@@ -108,7 +124,7 @@ async def serve(
         registration = asyncio.create_task(
             stay_registered(
                 settings.coordinator, identity, settings.advertise or address, service.describe(),
-                lambda: service.admission.in_flight, stop,
+                lambda: service.admission.in_flight, stop, membership,
             )
         )
     elif discovery is not None:  # no coordinator given: join the ones the swarm announces
@@ -119,7 +135,8 @@ async def serve(
     try:
         await stop.wait()
     finally:
-        log.info("shutting down: %d request(s) in flight, grace %.0fs", service.admission.in_flight, settings.grace_seconds)
+        log.info("shutting down: %d request(s) in flight, grace %.0fs%s", service.admission.in_flight, settings.grace_seconds,
+                 f"; refusals: {dict(guard.refusals)}" if guard else "")
         await running.stop(settings.grace_seconds)
         if registration:
             registration.cancel()

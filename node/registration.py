@@ -19,6 +19,7 @@ from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 
+from .membership import Membership
 from .service import Description
 
 log = logging.getLogger("swarmrank.node.registration")
@@ -54,12 +55,27 @@ async def stay_registered(
     description: Description,
     in_flight: Callable[[], int],
     stop: asyncio.Event,
+    membership: Membership | None = None,
 ) -> None:
+    """With a ``membership`` the channel is mTLS to the coordinator's node port, and the certificate
+    is renewed (then the channel reopened with it) while heartbeats succeed."""
+    while not stop.is_set():
+        if not await _registered_session(coordinator, identity, address, description, in_flight, stop, membership):
+            return
+
+
+async def _registered_session(
+    coordinator: str, identity: Identity, address: str, description: Description, in_flight: Callable[[], int],
+    stop: asyncio.Event, membership: Membership | None,
+) -> bool:
+    """Register and heartbeat on one channel; True when a renewed certificate needs a new channel."""
     backoff = 1.0
     # Its own connection (not gRPC's process-wide subchannel pool): the coordinator rate-limits per
     # peer address, and several nodes in one process must not look like one peer.
     options = [*limits.GRPC_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
-    async with grpc.aio.insecure_channel(coordinator, options=options) as channel:
+    channel = membership.coordinator_channel(coordinator, options) if membership else \
+        grpc.aio.insecure_channel(coordinator, options=options)
+    async with channel:
         stub = coordinator_pb2_grpc.CoordinatorStub(channel)
         while not stop.is_set():
             try:
@@ -70,7 +86,7 @@ async def stay_registered(
                 while not stop.is_set():
                     try:
                         await asyncio.wait_for(stop.wait(), timeout=interval)
-                        return
+                        return False
                     except TimeoutError:
                         pass
                     now = time.time()
@@ -86,11 +102,15 @@ async def stay_registered(
                     if not hb.known:
                         log.warning("coordinator %s no longer knows this node; registering again", coordinator)
                         break
+                    if membership is not None and membership.renew_due():  # healthy: a good time to renew
+                        await membership.renew(channel, identity)
+                        return True
             except grpc.aio.AioRpcError as exc:
                 log.warning("coordinator %s: %s %s; retrying in %.0fs", coordinator, exc.code().name, exc.details(), backoff)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
-                    return
+                    return False
                 except TimeoutError:
                     pass
                 backoff = min(backoff * 2, MAX_BACKOFF)
+    return False

@@ -16,7 +16,7 @@ def _config_dir() -> Path:
 class NodeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWARMRANK_NODE_", extra="forbid")
 
-    backend: Literal["llama", "onnx", "openai"] = "llama"
+    backend: Literal["llama", "onnx", "openai", "instant"] = "llama"
     model: str = Field("smollm2-135m", description="catalogue name (llama), or the name to advertise")
     model_path: Path | None = Field(None, description="a GGUF or ONNX file instead of a catalogue model")
     upstream_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible server (backend=openai)")
@@ -40,6 +40,15 @@ class NodeSettings(BaseSettings):
     grace_seconds: float = Field(10.0, ge=0, description="on SIGTERM: time in-flight work gets to finish")
     log_level: str = "INFO"
     log_json: bool = False
+    seed: int = Field(0, description="backend=instant: the seed its answers derive from")
+    join: SecretStr = Field(SecretStr(""), description="join token from 'swarmrank swarm invite' (first start; the "
+                            "certificate is kept in --tls-dir and renewed)")
+    tls_dir: Path | None = Field(None, description="the node's TLS key and swarm certificate (default: KEY_PATH.tls/, "
+                                 "next to the node key, so each key has its own)")
+    insecure: bool = Field(False, description="allow plaintext on a non-loopback address (warns on every start)")
+    judge_mode: Literal["verdict", "likelihood"] = Field(
+        "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
+                               "likelihood given the question (no position to prefer; for small models)")
     bootstrap: list[str] = Field(default_factory=list, description="libp2p multiaddr (/ip4/../tcp/../p2p/PEER) of a swarm "
                                  "peer to join through; repeatable")
     swarm_key: Path | None = Field(None, description="the private swarm's key file (or its swarm directory); turns on "

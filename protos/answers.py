@@ -9,6 +9,14 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _LETTER = re.compile(r"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-J])\)?\b|^\s*\(?([A-J])\)?(?:[.):\s]|$)", re.I | re.M)
 
 
+def as_number(text: str) -> float | None:
+    """A number written with or without thousands separators ("1,600" is 1600), else None."""
+    try:
+        return float(text.replace(",", "").strip())
+    except ValueError:
+        return None
+
+
 def answer_kind(answer: str) -> str:
     """"number" for numeric reference answers, else "letter" (multiple choice) or "text"."""
     answer = answer.strip()
@@ -37,8 +45,6 @@ def same_answer(text: str, reference: str) -> bool:
     if got is None:
         return False
     if kind == "number":
-        try:
-            return abs(float(got) - float(reference)) < 1e-9
-        except ValueError:
-            return False
+        x, y = as_number(got), as_number(reference)
+        return x is not None and y is not None and abs(x - y) < 1e-9
     return got == (reference.strip().upper() if kind == "letter" else final_answer(reference, kind))

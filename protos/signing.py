@@ -67,6 +67,11 @@ def heartbeat_bytes(node_id: str, timestamp_unix: float) -> bytes:
     return _encode("heartbeat", node_id, timestamp_unix)
 
 
+def join_bytes(token_id: str, csr_der: bytes) -> bytes:
+    """Binds a node's TLS certificate request to its Ed25519 identity (token id "renew" on renewal)."""
+    return _encode("join", token_id, csr_der)
+
+
 def verify(public_key: bytes, signature: bytes, payload: bytes) -> bool:
     """True if ``signature`` is a valid Ed25519 signature of ``payload`` by ``public_key``."""
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:

@@ -18,6 +18,7 @@ class RunningServer:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     address: str  # host:port actually bound (port 0 resolved)
+    extra_addresses: tuple[str, ...] = ()  # the ``extra_ports``, bound, in order
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -30,18 +31,28 @@ async def start_server(
     service_names: Sequence[str],
     *,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
+    extra_ports: Sequence[tuple[str, grpc.ServerCredentials]] = (),
 ) -> RunningServer:
     """Serve on ``listen`` (``host:0`` picks a free port) with the services ``add_services`` adds,
-    plus health (reporting SERVING for "" and each of ``service_names``) and reflection."""
+    plus health (reporting SERVING for "" and each of ``service_names``) and reflection. TLS when
+    ``credentials`` are given (plaintext otherwise); ``extra_ports`` serve the same services with
+    other credentials (the coordinator's mTLS port for nodes)."""
     server = grpc.aio.server(options=limits.GRPC_OPTIONS, interceptors=list(interceptors))
     add_services(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(listen)
+    port = server.add_secure_port(listen, credentials) if credentials else server.add_insecure_port(listen)
     if port == 0:
         raise OSError(f"cannot listen on {listen}")
+    extra = []
+    for address, extra_credentials in extra_ports:
+        bound = server.add_secure_port(address, extra_credentials)
+        if bound == 0:
+            raise OSError(f"cannot listen on {address}")
+        extra.append(f"{address.rsplit(':', 1)[0]}:{bound}")
     await server.start()
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, health_servicer, f"{listen.rsplit(':', 1)[0]}:{port}")
+    return RunningServer(server, health_servicer, f"{listen.rsplit(':', 1)[0]}:{port}", tuple(extra))

@@ -31,7 +31,8 @@ def wrong_answer(reference: str) -> str:
     """A deterministic wrong answer every clique member agrees on."""
     kind = answer_kind(reference)
     if kind == "number":
-        return str(int(float(reference)) + 1) if float(reference).is_integer() else str(float(reference) + 1.0)
+        value = float(reference.replace(",", ""))  # answer_kind accepts thousands separators
+        return str(int(value) + 1) if value.is_integer() else str(value + 1.0)
     if kind == "letter":
         return "ABCDEFGHIJ"[("ABCDEFGHIJ".index(reference.upper()) + 1) % 10]
     return reference + " (not)"

@@ -77,3 +77,21 @@ def parse_verdict(text: str) -> PairVerdict:
             pref = {"A": Preference.A, "B": Preference.B}.get(token, Preference.TIE)
             return PairVerdict(pref, 0.0, text.strip()[:200])
     return PairVerdict(Preference.TIE, 0.0, "unparseable verdict: " + text.strip()[:160])
+
+
+# Likelihood judging: a small model prefers a position, not an answer (in `bench live` the same
+# position in both orders on 83% of pairs). Scoring each answer on its own, as the judge model's
+# mean log-probability per token of the answer given the question, has no position to prefer.
+LIKELIHOOD_TIE_MARGIN = 0.05  # nats per token below which two answers are a tie
+MAX_SCORED_ANSWER_TOKENS = 128  # the answer's first tokens carry its claim; the cost grows per token
+
+
+def verdict_from_likelihoods(mean_logprob_a: float, mean_logprob_b: float) -> PairVerdict:
+    """The answer the judge model finds more likely (length-normalised), with P(better) from the gap."""
+    gap = mean_logprob_a - mean_logprob_b
+    rationale = f"mean log-prob per token: A {mean_logprob_a:.3f}, B {mean_logprob_b:.3f}"
+    if not math.isfinite(gap) or abs(gap) < LIKELIHOOD_TIE_MARGIN:
+        return PairVerdict(Preference.TIE, 0.5, rationale)
+    confidence = 1.0 / (1.0 + math.exp(-abs(gap)))
+    return PairVerdict(Preference.A if gap > 0 else Preference.B, confidence, rationale)
+

@@ -21,7 +21,10 @@ from swarmrank.protos.types import ModelInfo
 
 from ..catalogue import CatalogueEntry
 from ..errors import ModelUnavailable
-from .judging import JUDGE_SYSTEM, judge_completion_prompt, judge_user_message, verdict_from_logprobs
+from .judging import (
+    JUDGE_SYSTEM, MAX_JUDGED_ANSWER_CHARS, MAX_SCORED_ANSWER_TOKENS, judge_completion_prompt, judge_user_message,
+    verdict_from_likelihoods, verdict_from_logprobs,
+)
 from .base import Completion, GenerationParams, PairVerdict
 
 _VERDICT_SPELLINGS = {
@@ -29,6 +32,9 @@ _VERDICT_SPELLINGS = {
     "B": ("B", " B"),
     "T": ("T", " T", "Tie", " Tie", "tie", " tie"),
 }
+
+
+JUDGE_MODES = ("verdict", "likelihood")  # score the verdict token of a judge prompt, or each answer alone
 
 
 class LlamaCppBackend:
@@ -42,7 +48,12 @@ class LlamaCppBackend:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
+        judge_mode: str = "verdict",
     ) -> None:
+        if judge_mode not in JUDGE_MODES:
+            raise ValueError(f"judge_mode must be one of {', '.join(JUDGE_MODES)}, got {judge_mode!r}")
+        self._judge_mode = judge_mode
+        self._likelihoods: dict[tuple[str, str], float] = {}  # (question, answer) -> mean log-prob, both orders share it
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -136,7 +147,40 @@ class LlamaCppBackend:
         m = logits.max()
         return np.asarray(logits - m - math.log(np.exp(logits - m).sum()), dtype=np.float64)
 
+    def _logprobs_after_eval(self, tokens: list[int]) -> np.ndarray:
+        """Feed ``tokens`` after what the context holds; log-probabilities of the next token."""
+        self._llm.eval(tokens)
+        ptr = self._llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),)).astype(np.float64)
+        m = logits.max()
+        return np.asarray(logits - m - math.log(np.exp(logits - m).sum()), dtype=np.float64)
+
+    def answer_likelihood(self, question: str, answer: str) -> float:
+        """Mean log-probability per token of ``answer`` as this model's reply to ``question``: the
+        question once, then one incremental step per answer token (first MAX_SCORED_ANSWER_TOKENS)."""
+        key = (question, answer)
+        if key in self._likelihoods:
+            return self._likelihoods[key]
+        prompt = self._format("", question)[0] if self._formatter is not None else f"Question: {question}\nAnswer:"
+        prefix = self._llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        scored = self._llm.tokenize((" " + answer.strip()[:MAX_JUDGED_ANSWER_CHARS]).encode("utf-8"), add_bos=False,
+                                    special=False)[:MAX_SCORED_ANSWER_TOKENS]
+        room = self._llm.n_ctx() - len(scored) - 1
+        prefix = prefix[:1] + prefix[-(room - 1):] if len(prefix) > room else prefix
+        self._llm.reset()  # type: ignore[no-untyped-call]  # untyped in llama-cpp-python
+        total, lp = 0.0, self._logprobs_after_eval(prefix)
+        for token in scored:
+            total += float(lp[token])
+            lp = self._logprobs_after_eval([token])
+        mean = total / max(len(scored), 1)
+        if len(self._likelihoods) > 256:
+            self._likelihoods.clear()
+        self._likelihoods[key] = mean
+        return mean
+
     def judge(self, question: str, answer_a: str, answer_b: str) -> PairVerdict:
+        if self._judge_mode == "likelihood":
+            return verdict_from_likelihoods(self.answer_likelihood(question, answer_a), self.answer_likelihood(question, answer_b))
         if self._formatter is not None:
             prompt, _ = self._format(JUDGE_SYSTEM, judge_user_message(question, answer_a, answer_b))
         else:

@@ -52,7 +52,7 @@ async def play(tmp_path: Path, adversaries: list[Adversary], rounds: int = ROUND
     n = HONEST + len(adversaries)
     report: dict = {"quarantined_after": {}, "honest_min": 1.0, "mistakes": [], "warm_up_mistakes": [], "weights": []}  # type: ignore[type-arg]
     async with LocalSwarm(tmp_path, [*honest, *adversaries], k=n, max_k=32, seed=11, spot_check_rate=0.5,
-                          heartbeat_interval=1.0) as swarm:
+                          heartbeat_interval=30.0) as swarm:  # a late heartbeat under load must not bench a node
         ids = dict(zip(swarm.node_ids, ["honest"] * HONEST + [a.kind for a in adversaries]))
         async with swarm.client() as client:
             for r, q in enumerate(QUESTIONS[:rounds]):
@@ -93,7 +93,7 @@ def test_sybil_wave_weighs_less_than_one_established_node(tmp_path: Path) -> Non
     async def go() -> tuple[dict[str, float], dict[str, float], list[int], dict[str, str], int]:
         honest = [honest_backend(i) for i in range(HONEST)]
         async with LocalSwarm(tmp_path, honest, k=HONEST + 10, max_k=32, seed=5, spot_check_rate=1.0,
-                              heartbeat_interval=1.0) as swarm:
+                              heartbeat_interval=30.0) as swarm:  # a late heartbeat under load must not bench a node
             async with swarm.client() as client:
                 for q in QUESTIONS[:12]:  # warm-up: honest nodes earn standing through spot checks
                     await client.ask(q.question)

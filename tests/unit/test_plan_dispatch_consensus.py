@@ -145,7 +145,7 @@ def test_support_counts_every_author_of_the_same_text() -> None:
     cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(["Paris", " Paris\n", "Rome"])]
     trusts = {f"n{i}": Trust(0.5, 0.5, "probation", 0.0, 0) for i in range(3)}
     groups = consensus.text_groups(cands)
-    assert groups == [0, 0, 1] and consensus.support(cands, groups, trusts) == [1.0, 0.5]
+    assert groups == [0, 0, 1] and consensus.support(cands, groups, trusts) == pytest.approx([1e-3, 0.5e-3])
 
 
 def test_node_state_from_heartbeats() -> None:
@@ -155,3 +155,59 @@ def test_node_state_from_heartbeats() -> None:
     assert node_state(n, now=50.0, interval=1.0) == "gone"
     failed = NodeRecord(**{**n.__dict__, "failed_unix": 1.0})
     assert node_state(failed, now=1.5, interval=1.0) == "unhealthy"
+
+
+# --- consensus v2: hierarchy, selection, evidence ------------------------------------------------
+
+def test_hierarchy_a_proven_judge_outweighs_correlated_weak_ones_and_its_silence_hands_over() -> None:
+    cands = [Candidate(f"c{i}", f"g{i}", "m", t, b"", b"") for i, t in enumerate(["right", "wrong", "other"])]
+    strong = [judgment(0, 1, Preference.A, "strong", 1.0), judgment(1, 0, Preference.B, "strong", 1.0)]
+    weak = [judgment(a, b, p, f"weak{k}", 0.3) for k in range(5) for a, b, p in ((0, 1, Preference.B), (1, 0, Preference.A))]
+    # five weak judges (3 x 0.3 > 1.0 in a plain weighted sum) agree on the wrong answer: the strong judge leads
+    assert consensus.rank_candidates(cands, strong + weak, {}).winner == 0
+    # the strong judge is position-biased on the pair: it says nothing, the weak tier decides
+    biased = [judgment(0, 1, Preference.A, "strong", 1.0), judgment(1, 0, Preference.A, "strong", 1.0)]
+    weighted = consensus.hierarchical(biased + weak, [0, 1, 2])
+    assert all(j.weight == 0.0 for j in weighted if j.judge_node_id == "strong")
+    assert consensus.rank_candidates(cands, biased + weak, {}).winner == 1
+
+
+def test_client_rounds_go_to_the_strongest_proven_generators() -> None:
+    def proven(i: int, right: int, n: int) -> NodeRecord:
+        return NodeRecord(f"n{i}", b"k" * 32, "", (ModelInfo(f"m{i}"),), 1, 0.0, 0.0,
+                          Trust(0.5, 0.5, "established", 0.0, 5, float(right), n))
+    nodes = [proven(0, 2, 10), proven(1, 9, 10), proven(2, 90, 100), proven(3, 5, 10)]
+    for seed in range(5):
+        chosen = dispatch.choose_generators(nodes, 2, np.random.default_rng(seed), explore=False)
+        assert [n.node_id for n in chosen] == ["n2", "n1"]  # 90/100 is surer than 9/10
+    explored = {n.node_id for seed in range(50) for n in dispatch.choose_generators(nodes, 2, np.random.default_rng(seed))}
+    assert explored == {"n0", "n1", "n2", "n3"}  # spot checks reach everyone
+
+
+def test_judge_weights_keep_the_top_few_and_fall_back_to_equal_at_the_start() -> None:
+    from swarmrank.coordinator import reputation
+
+    def judge(right: int, n: int) -> Trust:
+        return Trust(0.5, 0.5, "established", 0.0, 5, 0.0, 0, float(2 * right - n), n)
+    trusts = {"a": judge(95, 100), "b": judge(80, 100), "c": judge(70, 100), "d": judge(50, 100)}
+    w = reputation.judge_weights(trusts, sorted(trusts), top=2)
+    assert w["a"] > w["b"] > 0 and w["c"] == 0 and w["d"] == 0
+    fresh = {j: Trust(0.2, 0.2, "probation", 0.0, 0) for j in "xyz"}
+    assert set(reputation.judge_weights(fresh, sorted(fresh), top=2).values()) == {reputation.UNPROVEN_WEIGHT}
+
+
+def test_numbers_with_thousands_separators_compare_as_numbers() -> None:
+    from swarmrank.protos.answers import same_answer
+    from swarmrank.node.backends.adversarial import wrong_answer
+
+    assert same_answer("The answer is 1600.", "1,600") and same_answer("so 1,600 in all", "1600")
+    assert wrong_answer("1,600") == "1601" and not same_answer("1601", "1,600")
+
+
+def test_likelihood_verdicts_have_no_position() -> None:
+    from swarmrank.node.backends.judging import verdict_from_likelihoods
+
+    ab, ba = verdict_from_likelihoods(-1.2, -2.0), verdict_from_likelihoods(-2.0, -1.2)
+    assert (ab.preference, ba.preference) == (Preference.A, Preference.B)
+    assert ab.confidence == pytest.approx(ba.confidence) and ab.confidence > 0.5
+    assert verdict_from_likelihoods(-1.0, -1.01).preference == Preference.TIE

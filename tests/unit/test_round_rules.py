@@ -14,7 +14,7 @@ from swarmrank.coordinator.errors import InvalidAsk
 from swarmrank.coordinator.node_client import JudgeReply, NodeCallError, ReceivedCandidate, ReceivedVerdict
 from swarmrank.coordinator.settings import CoordinatorSettings
 from swarmrank.coordinator.verification import candidate_is_signed, check_verdicts
-from swarmrank.kernels import fit, win_probability
+from swarmrank.kernels import fit, p_beats, win_probability
 from swarmrank.protos import signing
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import Preference
@@ -168,5 +168,7 @@ def test_win_probability_is_the_bradley_terry_probability_of_the_leader() -> Non
     assert p[1] == pytest.approx(0.5)
     assert p[0] == pytest.approx(np.exp(1.0) / (np.exp(1.0) + 1.0))
     assert p[2] == pytest.approx(np.exp(1.0) / (np.exp(1.0) + np.exp(-1.0)))
+    e = np.exp(1.0)
+    assert p_beats(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx([e / (e + 1.0), 1.0 / (e + 1.0)])
     result = fit(3, [(1, 0, 1.0), (1, 2, 1.0), (0, 2, 1.0)])
     assert np.allclose(result.win_probability, win_probability(result.strengths, result.leader))

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from swarmrank.coordinator import evidence as evidence_rule
 from swarmrank.coordinator import ledger, reputation
 from swarmrank.coordinator.calibration import ChallengeBank, GenerationChallenge, is_correct, pairwise_score
 from swarmrank.coordinator.consensus import Consensus
@@ -38,10 +39,22 @@ def proven(t: Trust, checks: int = reputation.PROVEN_AFTER) -> Trust:
 
 # --- reputation rule -----------------------------------------------------------------------------
 
-def test_admission_starts_on_probation_with_capped_weight() -> None:
+def test_admission_starts_on_probation_without_weight() -> None:
     t = admitted()
     assert (t.score, t.status) == (reputation.PROBATION, "probation")
-    assert judge_weight(t) == reputation.PROBATION_WEIGHT_CAP
+    assert judge_weight(t) == 0.0  # no confident ground-truth record yet: no weight
+
+
+def test_weight_is_log_odds_of_the_lower_bound_above_chance() -> None:
+    from swarmrank.coordinator import evidence as ev
+
+    lo, hi = ev.wilson(8, 10, ev.WEIGHT_Z)
+    assert 0.0 < lo < 0.8 < hi < 1.0
+    assert ev.weight(8, 10, 0.5) == pytest.approx(np.log(lo / (1 - lo)))
+    assert ev.weight(5, 10, 0.5) == 0.0 and ev.weight(80, 100, 0.5) > ev.weight(8, 10, 0.5)  # more evidence, more weight
+    assert ev.weight(3, 10, 0.1) > 0.0  # above chance for ten options, though below a coin
+    assert ev.chance_of("Q?\n\nOptions:\nA) x\nB) y\nC) z\nD) w") == 0.25 and ev.chance_of("2 + 2?") == ev.FREE_FORM_CHANCE
+    assert ev.select({"a": 3.0, "b": 2.0, "c": 2.0, "d": 0.0}, 2) == {"a": 3.0, "b": 2.0, "c": 0.0, "d": 0.0}
 
 
 def test_ground_truth_weighs_more_than_agreement() -> None:
@@ -51,13 +64,14 @@ def test_ground_truth_weighs_more_than_agreement() -> None:
 
 def test_established_after_enough_ground_truth_then_uncapped_weight() -> None:
     t = proven(admitted(), 3)
-    assert t.status == "established" and judge_weight(t) == pytest.approx(t.judge_reliability ** 2)
+    assert t.status == "established" and judge_weight(t) == pytest.approx(evidence_rule.weight(3, 3, 0.5))
+    assert judge_weight(t) > reputation.PROBATION_WEIGHT_CAP
 
 
 def test_reputation_is_the_worse_role_and_weight_follows_the_judge_role() -> None:
     good_generator_bad_judge = evidence(evidence(proven(admitted()), "round", 1.0), "spot_check", -1.0, role="judge")
     assert good_generator_bad_judge.score == good_generator_bad_judge.judge < good_generator_bad_judge.generator
-    assert judge_weight(good_generator_bad_judge) == pytest.approx(max(0.0, good_generator_bad_judge.judge_reliability) ** 2)
+    assert judge_weight(good_generator_bad_judge) < judge_weight(proven(admitted()))
 
 
 def test_judge_weight_follows_the_ground_truth_record_over_consensus_agreement() -> None:
@@ -87,8 +101,8 @@ def test_failing_ground_truth_quarantines_and_quarantine_is_sticky() -> None:
     while t.status != "quarantined":
         t = evidence(t, "spot_check", 0.0)
         rounds += 1
-    # 1 calibration value (admission counts it once) + 3 failed checks = MIN_TRUTHS
-    assert rounds == reputation.MIN_TRUTHS and t.score < reputation.QUARANTINE and not t.eligible
+    # the first count at which 0 of n is below the line with 95% confidence (Wilson: 3.84 / (n + 3.84))
+    assert rounds == 12 and not t.eligible
     later = evidence(t, "round", 1.0, ts=10 * reputation.DECAY_SECONDS)
     assert later.status == "quarantined"  # only a new admission brings it back
     assert apply(later, Event("admit", "n", 1.0, "calibration", 1.0)).status == "probation"
