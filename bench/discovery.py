@@ -184,7 +184,7 @@ def _async(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="swarmrank bench discovery", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nodes", type=int, default=8, help="nodes in the swarm (default 8)")
