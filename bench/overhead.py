@@ -92,7 +92,7 @@ class BareFanOut:
         async for event in self._stubs[i].Generate(npb.GenerateRequest(round_id=round_id, nonce=nonce, prompt=prompt),
                                                    timeout=CallTimeout):
             if event.HasField("candidate"):
-                return event.candidate.text
+                return str(event.candidate.text)
         raise RuntimeError("stream ended without a candidate")
 
     async def run(self, prompt: str) -> None:
@@ -181,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     p.add_argument("--tls", action="store_true", help="also measure a private swarm (mTLS to nodes, TLS + API key to the "
                    "coordinator) in the same run and report its round latency against plaintext")
+    p.add_argument("--http", action="store_true", help="also measure the HTTP API's added latency over gRPC Ask")
     return p
 
 

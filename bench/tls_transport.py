@@ -20,7 +20,7 @@ from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 from swarmrank.rpc import pki, swarm_dir, tls
 
-from . import overhead
+from . import overhead, overhead_http
 from .overhead import PLAINTEXT, BareFanOut, CallTimeout, RoundCall, Transport, latency_summary
 from .progress import report
 from .process_swarm import ProcessSwarm
@@ -144,12 +144,19 @@ def run_with_tls(args: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``swarmrank bench overhead [--tls]``: without --tls, exactly ``overhead.main``."""
+    """``swarmrank bench overhead [--tls] [--http]``: without either, exactly ``overhead.main``."""
     args = overhead.parser().parse_args(argv)
-    if not args.tls:
+    if not args.tls and not args.http:
         return overhead.main(argv)
-    result = run_with_tls(args)
-    summary, line = tls_cost(result)
-    result.update(summary)
-    report(result, overhead.table(result) + "\n" + line, args.json)
+    if args.tls:
+        result = run_with_tls(args)
+        summary, line = tls_cost(result)
+        result.update(summary)
+        text = overhead.table(result) + "\n" + line
+    else:
+        result = overhead.run(args, [PLAINTEXT])
+        text = overhead.table(result)
+    if args.http:  # the HTTP API against gRPC Ask, on a swarm of its own in the same run
+        text += "\n" + overhead_http.measure_into(result, args)
+    report(result, text, args.json)
     return 0

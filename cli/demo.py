@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from swarmrank.bench.progress import ProgressBar
@@ -27,6 +28,7 @@ from swarmrank.rpc.swarm_dir import SwarmInfo
 from .waiting import wait_while_progressing, work_done
 
 READY = re.compile(r"listening on (\S+)")
+HTTP_READY = re.compile(r"HTTP API on (\S+)")
 
 
 PARENT_ENV = "SWARMRANK_DIE_WITH_PARENT"
@@ -60,13 +62,17 @@ class Child:
             env={**os.environ, **(env or {}), PARENT_ENV: str(os.getpid())},
         )
         self.address = ""
+        self.http_url = ""
         self._ready = threading.Event()
         threading.Thread(target=self._read_stdout, daemon=True).start()
 
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
         for raw in self.proc.stdout:
-            m = READY.search(raw.decode(errors="replace"))
+            line = raw.decode(errors="replace")
+            if (h := HTTP_READY.search(line)) and not self.http_url:
+                self.http_url = h.group(1)
+            m = READY.search(line)
             if m and not self.address:
                 self.address = m.group(1)
                 self._ready.set()
@@ -151,11 +157,15 @@ def run_demo(args: argparse.Namespace) -> int:
                                                 # every call may take what the whole round may: small models
                                                 # on a busy laptop are slow, and a late node is penalised
                                                 *[flag for name in ("generate", "judge", "calibration")
-                                                  for flag in (f"--{name}-timeout", str(args.timeout))]],
+                                                  for flag in (f"--{name}-timeout", str(args.timeout))],
+                                                *(["--http-listen", args.http_listen] if args.http_listen else [])],
                             work / "coordinator.log")
             children.append(coordinator)
             address = coordinator.wait_ready(60)
             _say(quiet, f"coordinator on {address} (TLS, swarm {swarm.swarm_id})")
+            if coordinator.http_url:  # printed before the gRPC address, so it is known by now
+                _say(quiet, f"dashboard: {coordinator.http_url}/#key={swarm.admin_key()}  (CA {swarm.ca_path}); "
+                            f"OpenAI-compatible API: {coordinator.http_url}/v1 with that key")
             with AdminClient(address, api_key=swarm.admin_key(), ca=swarm.ca_path) as admin:
                 token = admin.create_join_token(ttl_seconds=900, uses=len(models)).token
             threads = max(1, (os.cpu_count() or 1) // len(models))
@@ -174,6 +184,13 @@ def run_demo(args: argparse.Namespace) -> int:
                     _say(quiet, f"  {','.join(n.models)} admitted after calibration: {n.state}, reputation {n.reputation:.3f}")
                 _say(quiet, f"{len(models)} nodes registered; asking: {args.question}")
                 ask_and_print(client, args.question, as_json=args.json, k=len(models), max_tokens=args.max_tokens)
+            if args.serve:
+                _say(quiet, "serving until Ctrl-C")
+                try:
+                    while all(c.proc.poll() is None for c in children):
+                        time.sleep(1.0)
+                except KeyboardInterrupt:
+                    pass
             return 0
         except BaseException:
             for child in children:

@@ -25,6 +25,7 @@ from .demo import die_with_parent_if_asked
 from swarmrank.client.sdk import DEFAULT_ADDRESS, Client
 from swarmrank.client.types import SwarmrankError
 
+from . import health
 from .render import answer_summary, ask_and_print, print_answer
 
 
@@ -76,7 +77,9 @@ def cmd_coordinator_start(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args, CoordinatorSettings)
     logs.configure(settings.log_level, settings.log_json)
-    asyncio.run(serve(settings, on_ready=lambda a: print(f"swarmrank coordinator listening on {a}", flush=True)))
+    asyncio.run(serve(settings, on_ready=lambda a: print(f"swarmrank coordinator listening on {a}", flush=True),
+                      on_http_ready=lambda a: print(f"swarmrank coordinator HTTP API on http{'s' if settings.swarm else ''}://{a}",
+                                                    flush=True)))
     return 0
 
 
@@ -255,12 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-tokens", type=int, default=96)
     demo.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole demo round (default 600)")
     demo.add_argument("--workdir", type=Path, default=None, help="keep keys, database and logs here (default: a temp dir)")
+    demo.add_argument("--http-listen", default="127.0.0.1:0", help="the coordinator's OpenAI-compatible API and dashboard "
+                      "(default 127.0.0.1:0, a free port; empty: off)")
+    demo.add_argument("--serve", action="store_true", help="keep the swarm running after the answer (dashboard, API) "
+                      "until Ctrl-C")
     demo.set_defaults(func=cmd_demo)
 
+    from . import retention; retention.add_parser(sub)  # noqa: E702
     bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale,discovery} --help'")
     bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale", "discovery"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
+    health.add_parser(sub)
     from . import discovery as p2p_cli; p2p_cli.add_parser(sub)  # noqa: E702 -- p2p command, swarm flags on ask/nodes/ledger
     return parser
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 import grpc
@@ -19,14 +20,21 @@ from swarmrank.rpc import swarm_dir, tls
 from swarmrank.rpc.guard import Guard
 from swarmrank.rpc.server import start_server
 
+from swarmrank.rpc.metrics_server import MetricsServer, start_metrics_server
+
 from .access import AccessControl
 from .access_servicer import AccessServicer
 
 from .calibration import ChallengeBank
 from .joining import Gatekeeper
+from .metered_client import MeteredNodeClient
+from .metrics import CoordinatorMetrics
 from .node_client import GrpcNodeClient, NodeClient
+from .observed import ObservedRoundRunner
+from .dashboard import Dashboard
+from .http_api import RunningHttp, build_app, start_http
+from .http_auth import ApiKeyAuthenticator, OpenAccess
 from .registry import Registry
-from .rounds import RoundRunner
 from .servicer import CoordinatorServicer
 from .settings import CoordinatorSettings
 from .store import Store
@@ -43,6 +51,16 @@ def default_node_listen(listen: str) -> str:
     return f"{host}:{int(port) + 1 if int(port) else 0}"
 
 
+async def _prune_forever(store: Store, days: float, stop: asyncio.Event) -> None:
+    """Retention: prune old round transcripts at start-up and then hourly."""
+    while not stop.is_set():
+        pruned = await asyncio.to_thread(store.prune_rounds, time.time() - days * 86400)
+        if pruned:
+            log.info("retention: pruned %d round transcript(s) older than %.1f day(s)", pruned, days)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 3600)
+
+
 async def serve(
     settings: CoordinatorSettings,
     *,
@@ -50,7 +68,10 @@ async def serve(
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
     discovery: Discovery | None = None,
+    on_http_ready: Callable[[str], None] | None = None,
 ) -> None:
+    """Serve until SIGTERM/SIGINT or ``stop``. ``on_ready`` gets the gRPC address; ``on_http_ready``
+    the HTTP API's (when ``http_listen`` is set)."""
     identity = Identity.load_or_create(settings.key_path)
     creds = swarm_dir.load_coordinator(settings.swarm) if settings.swarm else None
     if creds is None:
@@ -66,9 +87,11 @@ async def serve(
     access = AccessControl(store.path, creds, node_cert_lifetime=settings.node_cert_hours * 3600) if creds else None
     if creds is not None:
         client = client or GrpcNodeClient(tls.channel_credentials(creds.ca_pem, creds.key_pem, creds.chain_pem))
-    client = client or GrpcNodeClient()
+    metrics = CoordinatorMetrics()  # this daemon's own registry: several coordinators may share a process
+    metered = MeteredNodeClient(client or GrpcNodeClient(), metrics)
+    client = metered
     rng = np.random.default_rng(settings.seed)
-    runner = RoundRunner(registry, store, client, settings, rng, bank)
+    runner = ObservedRoundRunner(registry, store, client, settings, rng, bank, metrics=metrics, metered=metered)
     gatekeeper = Gatekeeper(registry, client, bank, settings, rng)
     stop = stop or asyncio.Event()  # signal handlers first: SIGTERM right after start-up is graceful
     loop = asyncio.get_running_loop()
@@ -98,6 +121,21 @@ async def serve(
     else:
         running = await start_server(settings.listen, add_services, [SERVICE_NAME])
     address = running.address
+    http, dashboard, metrics_server = None, None, None
+    try:
+        if settings.metrics_listen:
+            metrics_server = start_metrics_server(settings.metrics_listen, metrics.registry)
+            log.info("Prometheus metrics on http://%s/metrics", metrics_server.address)
+        if settings.http_listen:
+            http, dashboard = await _start_http(settings, runner, registry, store, metrics, access)
+    except BaseException:
+        await _stop_side_servers(http, dashboard, metrics_server)
+        await running.stop(0)
+        await client.close()
+        if access is not None:
+            access.close()
+        store.close()
+        raise
     log.info("coordinator %s serving on %s%s (db %s, %d known node(s))", identity.public_key.hex()[:16], address,
              f" with TLS, swarm {creds.info.swarm_id}, nodes on {running.extra_addresses[0]} (mTLS)" if creds else " (plaintext)",
              store.path, len(registry.all()))
@@ -112,8 +150,12 @@ async def serve(
         found = discovery
         discovery.announce(coordinator_record(identity, settings.advertise or address, store, lambda: found.addrs))
         watcher = asyncio.create_task(watch_nodes(discovery, registry, stop))
-    if on_ready:
+    if http is not None and on_http_ready:
+        on_http_ready(http.address)
+    if on_ready:  # last: callers take it as "everything is up"
         on_ready(address)
+    retention = asyncio.create_task(_prune_forever(store, settings.round_retention_days, stop)) \
+        if settings.round_retention_days > 0 else None
     try:
         await stop.wait()
     finally:
@@ -123,11 +165,45 @@ async def serve(
                 await watcher
         if discovery is not None:
             await discovery.close()
+        if retention is not None:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         log.info("coordinator shutting down; counters: %s%s", dict(runner.counters),
                  f"; refusals: {dict(guard.refusals)}" if guard else "")
+        await _stop_side_servers(http, dashboard, metrics_server)
         await running.stop(5.0)
         await runner.close()
         await client.close()
         if access is not None:
             access.close()
+        registry.flush_heartbeats()
         store.close()
+
+
+async def _start_http(settings: CoordinatorSettings, runner: ObservedRoundRunner, registry: Registry, store: Store,
+                      metrics: CoordinatorMetrics, access: AccessControl | None) -> tuple[RunningHttp, Dashboard]:
+    """The OpenAI-compatible API, /metrics and the dashboard, in this event loop. In a swarm (--swarm)
+    it serves HTTPS with the coordinator's certificate and asks for API keys; without one, plaintext
+    and no keys, on loopback only unless --insecure (as for gRPC)."""
+    if access is None:
+        tls.check_plaintext(settings.http_listen, settings.insecure, "HTTP API")
+    authenticator = ApiKeyAuthenticator(access) if access is not None else OpenAccess()
+    tls_files = (settings.swarm / "coordinator.crt", settings.swarm / "coordinator.key") if settings.swarm else None
+    dashboard = Dashboard(registry, store)
+    runner.subscribe(dashboard.on_round)
+    app = build_app(runner, registry, metrics, authenticator, max_body_bytes=settings.http_max_body_bytes,
+                    max_k=settings.max_k, extra_routes=dashboard.routes)
+    http = await start_http(app, settings.http_listen, tls_files=tls_files)
+    log.info("HTTP API (OpenAI-compatible), /metrics and dashboard on %s://%s", "https" if tls_files else "http", http.address)
+    return http, dashboard
+
+
+async def _stop_side_servers(http: RunningHttp | None, dashboard: Dashboard | None,
+                             metrics_server: MetricsServer | None) -> None:
+    if dashboard is not None:
+        dashboard.close()  # ends open event streams, so the HTTP server can stop at once
+    if http is not None:
+        await http.stop()
+    if metrics_server is not None:
+        await asyncio.to_thread(metrics_server.stop)

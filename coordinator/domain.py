@@ -125,3 +125,4 @@ class AskParams:
     max_tokens: int = 0
     temperature: float = 0.0
     system: str = ""
+    model: str = ""  # empty: the whole swarm; else only nodes serving this model generate

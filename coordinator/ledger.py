@@ -2,7 +2,8 @@
 
 Entry n stores ``body`` (canonical JSON), ``prev_hash`` (the hash of entry n-1; 32 zero bytes for
 the first), ``entry_hash = SHA-256(tag || prev_hash || n || body)`` and the coordinator's Ed25519
-signature of ``entry_hash``. Changing a body breaks its hash; deleting or reordering entries breaks
+signature of ``entry_hash`` on the last entry each transaction appends (the chain binds the entries
+before it; an entry with no signed entry after it fails verification). Changing a body breaks its hash; deleting or reordering entries breaks
 the sequence numbers and the chain; forging an entry needs the coordinator's key. The first entry
 ("genesis") names the coordinator's public key; ``verify`` can also pin an expected key.
 
@@ -86,11 +87,13 @@ class LedgerWriter:
     def append(self, db: sqlite3.Connection, bodies: list[dict[str, Any]]) -> None:
         seq, prev = self._seq, self._hash
         rows = []
-        for body in bodies:
+        for i, body in enumerate(bodies):
             seq += 1
             text = canonical(body)
             h = entry_hash(prev, seq, text)
-            rows.append((seq, text, prev, h, self._identity.sign(h)))
+            # Only the last entry of a transaction is signed: the hash chain binds every entry before
+            # it to that signature (a round's ~15 entries cost one signature, not fifteen).
+            rows.append((seq, text, prev, h, self._identity.sign(h) if i == len(bodies) - 1 else b""))
             prev = h
         db.executemany("INSERT INTO ledger VALUES (?,?,?,?,?)", rows)
         self._seq, self._hash = seq, prev  # the caller commits; on rollback it must call reload()
@@ -125,6 +128,7 @@ def _rows(db_path: Path) -> Iterator[tuple[int, str, bytes, bytes, bytes]]:
 def verify(db_path: Path, public_key: bytes | None = None) -> Verification:
     """Check the whole chain; report the first entry that is out of place, altered or unsigned."""
     expected_prev, expected_seq, key, count = ZERO_HASH, 1, public_key, 0
+    unsigned_from: int | None = None
     for seq, body, prev, h, sig in _rows(db_path):
         count += 1
 
@@ -146,9 +150,15 @@ def verify(db_path: Path, public_key: bytes | None = None) -> Verification:
                 return bad("genesis names a different coordinator key than the pinned one")
             key = declared
         assert key is not None
-        if not signing.verify(key, sig, h):
-            return bad("its signature does not verify with the coordinator key")
+        if sig:
+            if not signing.verify(key, sig, h):
+                return bad("its signature does not verify with the coordinator key")
+            unsigned_from = None
+        elif unsigned_from is None:
+            unsigned_from = seq
         expected_prev, expected_seq = h, seq + 1
+    if unsigned_from is not None:  # a signed entry must close every run of unsigned ones
+        return Verification(False, count, unsigned_from, "no signed entry after it (unsigned entries)", key.hex() if key else "")
     return Verification(True, count, None, "", key.hex() if key else "")
 
 

@@ -10,19 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from swarmrank.protos.types import ModelInfo
 
 from . import reputation
-from .domain import NodeRecord
+from .domain import NodeRecord, RoundResult
 from .store import Store
 from .trust import Trust
 
+log = logging.getLogger("swarmrank.coordinator")
+
 HEALTHY_AFTER = 3.0
 GONE_AFTER = 20.0
+TOUCH_EVERY = 1.0  # seconds between batched writes of heartbeat times
+
+
+@dataclass
+class _Pending:
+    events: list[reputation.Event]
+    new: dict[str, NodeRecord]
+    players: list[str]
+    summaries: list[dict[str, Any]]
+    rounds: list[tuple[RoundResult, bool]]
+    future: asyncio.Future[list[str]]
 
 
 def node_state(node: NodeRecord, now: float, interval: float) -> str:
@@ -40,7 +56,10 @@ class Registry:
         self.heartbeat_interval = heartbeat_interval
         self.clock = clock
         self._nodes: dict[str, NodeRecord] = {n.node_id: n for n in store.load_nodes()}
-        self._commit_lock = asyncio.Lock()
+        self._pending: list[_Pending] = []
+        self._unsaved_seen: dict[str, float] = {}
+        self._saved_seen_unix = 0.0
+        self._flusher: asyncio.Task[None] | None = None
 
     def get(self, node_id: str) -> NodeRecord | None:
         return self._nodes.get(node_id)
@@ -72,8 +91,19 @@ class Registry:
             return False
         now = self.clock()
         self._nodes[node_id] = dataclasses.replace(node, last_seen_unix=now)
-        self._store.touch(node_id, now)
+        # Persisted in batches, at most once per TOUCH_EVERY seconds: 10,000 nodes heartbeating
+        # must not cost 10,000 fsyncs. A crash loses under a second of last-seen times, which only
+        # matter for health, and nodes heartbeat again within one interval anyway.
+        self._unsaved_seen[node_id] = now
+        if now - self._saved_seen_unix >= TOUCH_EVERY:
+            self.flush_heartbeats()
         return True
+
+    def flush_heartbeats(self) -> None:
+        if self._unsaved_seen:
+            self._store.touch_many(self._unsaved_seen)
+        self._unsaved_seen = {}
+        self._saved_seen_unix = self.clock()
 
     def mark_failed(self, node_id: str) -> None:
         node = self._nodes.get(node_id)
@@ -83,6 +113,30 @@ class Registry:
     def trusts(self) -> dict[str, Trust]:
         return {n.node_id: n.trust for n in self._nodes.values()}
 
+    def _fold(self, events: Sequence[reputation.Event], new: Mapping[str, NodeRecord], trusts: dict[str, Trust]) -> None:
+        """Apply ``events`` on top of ``trusts`` (changes not yet in memory), else the known trust."""
+        for e in events:
+            known = self._nodes.get(e.node_id) or new.get(e.node_id)
+            before = trusts.get(e.node_id) or (known.trust if known and e.node_id not in new else None)
+            trusts[e.node_id] = reputation.apply(before, e)
+
+    def _apply(self, new: Mapping[str, NodeRecord], trusts: Mapping[str, Trust], played: Iterable[str]) -> list[str]:
+        """Committed changes into memory; returns the nodes that became quarantined."""
+        quarantined = []
+        for node_id, n in new.items():
+            self._nodes[node_id] = n
+        for node_id, t in trusts.items():
+            if node_id in self._nodes:
+                old = self._nodes[node_id].trust.status
+                self._nodes[node_id] = dataclasses.replace(self._nodes[node_id], trust=t)
+                if t.status == "quarantined" and old != "quarantined":
+                    quarantined.append(node_id)
+        for node_id, count in Counter(played).items():
+            if node_id in self._nodes:
+                n = self._nodes[node_id]
+                self._nodes[node_id] = dataclasses.replace(n, rounds=n.rounds + count)
+        return quarantined
+
     async def record(
         self,
         events: Sequence[reputation.Event],
@@ -90,37 +144,47 @@ class Registry:
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
         summaries: Sequence[dict[str, Any]] = (),
+        rounds: Sequence[tuple[RoundResult, bool]] = (),
     ) -> list[str]:
-        """Apply reputation events (and log round summaries) durably, then in memory. Returns the
-        nodes these events newly quarantined.
+        """Apply reputation events (and log round summaries, and save the rounds they summarise)
+        durably, then in memory; returns the nodes these events newly quarantined. Group commit,
+        off the event loop: the records that arrive while one
+        transaction is being written go together into the next (one fsync for many rounds). Trust
+        is folded and applied in memory on the event loop only, in arrival order, so the node table
+        stays the replay of the ledger. Returns the nodes this record quarantined."""
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(list(events), {n.node_id: n for n in new_nodes}, list(set(players)),
+                                      list(summaries), list(rounds), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await asyncio.shield(future)  # a cancelled round must not cancel others' commit
 
-        The fsync'd commit runs in a worker thread; the lock keeps records in call order (asyncio
-        locks are FIFO), so the ledger's order is the order of the calls and each record starts
-        from the trust the previous one left."""
-        async with self._commit_lock:
-            new = {n.node_id: n for n in new_nodes}
-            trusts = self._apply(events, new)
-            played = list(players)
-            bodies = [e.to_body() for e in events] + list(summaries)
-            await asyncio.to_thread(self._store.commit, bodies, trusts, new_nodes=list(new.values()), players=played)
-            was_quarantined = {node_id for node_id, n in self._nodes.items() if n.trust.status == "quarantined"}
-            for node_id, n in new.items():
-                self._nodes[node_id] = n
-            for node_id, t in trusts.items():
-                if node_id in self._nodes:
-                    self._nodes[node_id] = dataclasses.replace(self._nodes[node_id], trust=t)
-            for node_id in set(played):
-                if node_id in self._nodes:
-                    n = self._nodes[node_id]
-                    self._nodes[node_id] = dataclasses.replace(n, rounds=n.rounds + 1)
-            return sorted(node_id for node_id, t in trusts.items()
-                          if t.status == "quarantined" and node_id not in was_quarantined)
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                quarantined = await self._commit_batch(batch)
+            except BaseException as exc:  # nothing was written or applied: every record of the batch fails
+                log.error("ledger commit of %d record(s) failed: %r", len(batch), exc)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_result(sorted({e.node_id for e in p.events} & quarantined))
 
-    def _apply(self, events: Sequence[reputation.Event], new: dict[str, NodeRecord]) -> dict[str, Trust]:
-        """Each touched node's trust after ``events`` (nothing is changed yet)."""
+    async def _commit_batch(self, batch: Sequence[_Pending]) -> set[str]:
         trusts: dict[str, Trust] = {}
-        for e in events:
-            known = self._nodes.get(e.node_id) or new.get(e.node_id)
-            before = trusts.get(e.node_id) or (known.trust if known and e.node_id not in new else None)
-            trusts[e.node_id] = reputation.apply(before, e)
-        return trusts
+        new: dict[str, NodeRecord] = {}
+        bodies: list[dict[str, Any]] = []
+        for p in batch:
+            new.update(p.new)
+            self._fold(p.events, new, trusts)
+            bodies += [e.to_body() for e in p.events] + p.summaries
+        played = [node_id for p in batch for node_id in p.players]
+        await asyncio.to_thread(self._store.commit, bodies, trusts, new_nodes=list(new.values()), players=played,
+                                rounds=[r for p in batch for r in p.rounds])
+        return set(self._apply(new, trusts, played))

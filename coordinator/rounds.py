@@ -9,6 +9,7 @@ spot checks run under a ``Supervisor``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from swarmrank.protos import limits
+from swarmrank.protos import limits, signing
 
 from . import ask_params, dispatch, failed_calls, judging_plan, ledger, reputation, spot_checks, verification
 from . import consensus as consensus_mod
@@ -33,7 +34,7 @@ from .errors import QuorumNotReached, UnknownRound
 from .node_client import ComparisonOrder, GenerateOrder, NodeCallError, NodeClient
 from .registry import Registry
 from .settings import CoordinatorSettings
-from .store import Store
+from .store import Store, round_to_json
 from .supervisor import Supervisor
 
 log = logging.getLogger("swarmrank.coordinator")
@@ -72,7 +73,9 @@ class RoundRunner:
         settings: CoordinatorSettings,
         rng: np.random.Generator | None = None,
         bank: ChallengeBank | None = None,
+        on_stage: Callable[[str, float], None] | None = None,
     ) -> None:
+        self._on_stage = on_stage  # metrics: (stage, seconds) for the stages no event marks (fit, commit)
         self._registry = registry
         self._store = store
         self._client = client
@@ -81,6 +84,7 @@ class RoundRunner:
         self._bank = bank
         self._in_flight: Counter[str] = Counter()
         self._spot_checks = Supervisor("spot checks")
+        self._capacity_freed = asyncio.Event()  # set (and replaced) whenever a generator call ends
         self.counters: Counter[str] = Counter()  # rounds, failures by kind: exported in logs
 
     def validate(self, params: AskParams) -> AskParams:
@@ -97,19 +101,17 @@ class RoundRunner:
         """One round. With ``spot_check`` the round is a hidden calibration question: it runs exactly
         like a client's round, and its known answer becomes ground-truth evidence about every node
         that took part."""
+        model = params.model  # a round restricted to the nodes serving this model (judges: any node)
         params = self.validate(params)
         started, created = time.perf_counter(), time.time()
         state = _RoundState(uuid.uuid4().hex, params, emit, [], [])
         quorum = self._settings.min_quorum
         available = self._registry.healthy()
-        if len(available) < quorum:
-            raise QuorumNotReached(f"{len(available)} healthy node(s); a round needs at least {quorum}")
-        chosen = dispatch.choose_generators(
-            available, params.k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration,
-            explore=spot_check is not None,
-        )
-        if len(chosen) < quorum:
-            raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
+        serving = [n for n in available if not model or any(m.name == model for m in n.models)]
+        if len(serving) < quorum:
+            raise QuorumNotReached(f"{len(serving)} healthy node(s){f' serving {model}' if model else ''}; "
+                                   f"a round needs at least {quorum}")
+        chosen = await self._dispatch(serving, params.k, explore=spot_check is not None)
         log.info("round=%s dispatched to %d node(s)", state.round_id, len(chosen))
         emit(Dispatched(state.round_id, tuple(n.node_id for n in chosen)))
 
@@ -123,11 +125,14 @@ class RoundRunner:
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
+        stage_started = time.perf_counter()
         verdict = await asyncio.to_thread(consensus_mod.rank_candidates, candidates, judgments, self._registry.trusts(),
                                           prior=self._settings.prior, prompt=params.prompt)
+        stage_started = self._stage("fit", stage_started)
         result = self._result(state, candidates, judgments, verdict, started, created)
+        # The round is saved in the same transaction as its ledger entries: answered means durable.
         await self._learn(state, verdict, judgments, candidates, spot_check, result, planted)
-        await asyncio.to_thread(self._store.save_round, result, hidden=spot_check is not None)
+        self._stage("commit", stage_started)
         self.counters["spot_checks" if spot_check else "rounds"] += 1
         if spot_check is None:
             await self._maybe_spot_check()
@@ -138,6 +143,27 @@ class RoundRunner:
         )
         emit(result)
         return result
+
+    async def _dispatch(self, available: Sequence[NodeRecord], k: int, *, explore: bool = False) -> list[NodeRecord]:
+        """Generators for a round; when too few nodes have free capacity for a quorum, wait (up to
+        ``capacity_wait``) for calls to finish instead of refusing: a burst queues, it does not fail."""
+        deadline = time.monotonic() + self._settings.capacity_wait
+        while True:
+            chosen = dispatch.choose_generators(available, k, self._rng, in_flight=self._in_flight,
+                                                exploration=self._settings.exploration, explore=explore)
+            remaining = deadline - time.monotonic()
+            if len(chosen) >= self._settings.min_quorum:
+                return chosen
+            if remaining <= 0:
+                raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._capacity_freed.wait(), min(remaining, 1.0))
+
+    def _stage(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        if self._on_stage is not None:
+            self._on_stage(name, now - since)
+        return now
 
     def _call_failed(self, state: _RoundState, node_id: str, stage: str, exc: NodeCallError | TimeoutError) -> None:
         failure = failed_calls.classify(exc)
@@ -162,6 +188,10 @@ class RoundRunner:
                 return None
             finally:
                 self._in_flight[node.node_id] -= 1
+                if self._in_flight[node.node_id] <= 0:  # keep only busy nodes: dispatch reads this per round
+                    del self._in_flight[node.node_id]
+                self._capacity_freed.set()  # wake the asks waiting for capacity, then re-arm
+                self._capacity_freed = asyncio.Event()
             if not verification.candidate_is_signed(node.public_key, node.node_id, state.round_id, nonce, got):
                 state.fail(node.node_id, "generate", "candidate signature does not verify for this node and round", "bad_signature")
                 self.counters["bad_signature"] += 1
@@ -258,11 +288,14 @@ class RoundRunner:
         if spot_check is not None and candidates:
             events += reputation.spot_check_events(state.round_id, ts, spot_checks.correctness(candidates, spot_check),
                                                    answer_of, [*judgments, *planted])
-        summaries = [] if result is None else [ledger.round_summary(
+        summaries = [] if result is None else [{**ledger.round_summary(
             result, ts, spot_check=spot_check is not None, generators=[c.node_id for c in candidates],
-            judgments=len(judgments), failures=len(state.failures))]
+            judgments=len(judgments), failures=len(state.failures)),
+            # the transcript may be pruned later (retention); its hash stays in the chain
+            "transcript_sha256": signing.sha256(round_to_json(result)).hex()}]
         players = [c.node_id for c in candidates] + [j.judge_node_id for j in judgments]
-        for node_id in await self._registry.record(events, players=players, summaries=summaries):
+        rounds = [(result, spot_check is not None)] if result is not None else []
+        for node_id in await self._registry.record(events, players=players, summaries=summaries, rounds=rounds):
             node = self._registry.get(node_id)
             log.warning("node %s quarantined (reputation %.3f)", node_id, node.trust.score if node else 0.0)
             self.counters["quarantined"] += 1

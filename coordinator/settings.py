@@ -48,6 +48,11 @@ class CoordinatorSettings(BaseSettings):
     top_judges: int = Field(4, ge=0, le=64, description="judges whose verdicts count in a round: the most reliable few (0: all)")
     spot_checks_in_order: bool = Field(False, description="a round returns only after the spot check it triggered "
                                                          "(with one round at a time and a seed, a run is replayable)")
+    capacity_wait: float = Field(30.0, ge=0, description="seconds an ask waits for nodes with free capacity before UNAVAILABLE")
+    round_retention_days: float = Field(0.0, ge=0, description="prune round transcripts older than this (hashes stay in the ledger); 0 keeps all")
+    http_listen: str = Field("", description="host:port of the OpenAI-compatible HTTP API, /metrics and the dashboard (empty: off)")
+    http_max_body_bytes: int = Field(1_000_000, ge=1024, le=64_000_000, description="largest HTTP request body accepted")
+    metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint of its own (empty: off; /metrics is also on the HTTP port)")
     bootstrap: list[str] = Field(default_factory=list, description="libp2p multiaddr (/ip4/../tcp/../p2p/PEER) of a swarm "
                                  "peer to join through; repeatable")
     swarm_key: Path | None = Field(None, description="the private swarm's key file (or its swarm directory); turns on "

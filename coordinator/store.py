@@ -9,8 +9,10 @@ replay of the ledger.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -95,8 +97,19 @@ class Store:
             )
 
     def touch(self, node_id: str, last_seen_unix: float) -> None:
+        self.touch_many({node_id: last_seen_unix})
+
+    def touch_many(self, seen: Mapping[str, float]) -> None:
+        """Last-seen times of many nodes in one transaction (heartbeats are batched: one fsync each)."""
         with self._lock:
-            self._db.execute("UPDATE nodes SET last_seen_unix=? WHERE node_id=?", (last_seen_unix, node_id))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE nodes SET last_seen_unix=? WHERE node_id=?",
+                                     [(t, node_id) for node_id, t in seen.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def load_nodes(self) -> list[NodeRecord]:
         with self._lock:
@@ -117,8 +130,10 @@ class Store:
         *,
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
+        rounds: Sequence[tuple[RoundResult, bool]] = (),
     ) -> None:
-        """Append ledger entries and apply their effect on the node table, atomically."""
+        """Append ledger entries, apply their effect on the node table and save the rounds they
+        summarise (result, hidden), atomically: one transaction, one fsync for all of it."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -132,8 +147,11 @@ class Store:
                         (t.generator, t.judge, t.status, t.truths_passed, t.updated_unix, t.generator_sum, t.generator_n,
                          t.judge_sum, t.judge_n, t.judge_biased, node_id),
                     )
-                for node_id in set(players):
-                    self._db.execute("UPDATE nodes SET rounds=rounds+1 WHERE node_id=?", (node_id,))
+                for node_id, count in Counter(players).items():
+                    self._db.execute("UPDATE nodes SET rounds=rounds+? WHERE node_id=?", (count, node_id))
+                for result, hidden in rounds:
+                    self._db.execute("INSERT OR REPLACE INTO rounds VALUES (?,?,?,?)",
+                                     (result.round_id, result.created_unix, int(hidden), round_to_json(result)))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -150,3 +168,50 @@ class Store:
         with self._lock:
             row = self._db.execute("SELECT result FROM rounds WHERE round_id=? AND hidden=0", (round_id,)).fetchone()
         return round_from_json(row[0]) if row else None
+
+    def sizes(self) -> dict[str, int]:
+        """How big the state is (a gauge for metrics): rows per table and bytes on disk."""
+        with self._lock:
+            rounds = int(self._db.execute("SELECT count(*) FROM rounds").fetchone()[0])
+            entries = int(self._db.execute("SELECT count(*) FROM ledger").fetchone()[0])
+            nodes = int(self._db.execute("SELECT count(*) FROM nodes").fetchone()[0])
+        files = [self.path, self.path.with_name(self.path.name + "-wal")]
+        return {"rounds": rounds, "ledger_entries": entries, "nodes": nodes,
+                "db_bytes": sum(f.stat().st_size for f in files if f.exists())}
+
+    def prune_rounds(self, older_than_unix: float, archive: Path | None = None) -> int:
+        """Delete round transcripts created before ``older_than_unix`` (appending them to the JSONL
+        ``archive`` first when given). The ledger keeps each round's summary and the SHA-256 of its
+        transcript, so an archived transcript can still be checked against the chain."""
+        with self._lock:
+            rows = self._db.execute("SELECT round_id, result FROM rounds WHERE created_unix < ? ORDER BY created_unix",
+                                    (older_than_unix,)).fetchall()
+            if not rows:
+                return 0
+            if archive is not None:
+                with open(archive, "a", encoding="utf-8") as out:
+                    for _, result in rows:
+                        out.write(result + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("DELETE FROM rounds WHERE round_id=?", [(r[0],) for r in rows])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def recent_rounds(self, limit: int) -> list[RoundResult]:
+        """The newest public rounds, newest first (for the dashboard)."""
+        with self._lock:
+            rows = self._db.execute("SELECT result FROM rounds WHERE hidden=0 ORDER BY created_unix DESC LIMIT ?",
+                                    (limit,)).fetchall()
+        return [round_from_json(r[0]) for r in rows]
+
+    def ledger_head(self) -> tuple[int, bytes]:
+        """The sequence number and hash of the newest ledger entry."""
+        with self._lock:
+            row = self._db.execute("SELECT seq, entry_hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), bytes(row[1])) if row else (0, b"")

@@ -15,14 +15,15 @@ from swarmrank.protos.types import ROLE_NAMES
 from swarmrank.protos.v1 import node_pb2, node_pb2_grpc
 from swarmrank.rpc import tls
 from swarmrank.rpc.guard import Guard
+from swarmrank.rpc.metrics_server import start_metrics_server
 from swarmrank.rpc.server import start_server
 
 from . import catalogue
 from . import membership as swarm_membership
 from .access import NodePolicy
 from .backends.base import Backend
+from .metrics import MeteredNodeService, NodeMetrics
 from .registration import stay_registered
-from .service import NodeService
 from .servicer import NodeServicer
 from .settings import NodeSettings
 from .swarm_join import join_discovered, node_record
@@ -85,13 +86,15 @@ async def serve(
     # stdout/stderr, which must not race with gRPC's poller creating and closing descriptors (seen
     # once as an epoll EBADF abort). Nothing is being served yet, so blocking the loop costs nothing.
     backend = backend or build_backend(settings)
-    service = NodeService(
+    metrics = NodeMetrics()  # this daemon's own registry: tests run several nodes in one process
+    service = MeteredNodeService(
         identity,
         backend,
         max_queue=settings.max_queue,
         default_max_tokens=settings.default_max_tokens,
         max_tokens_limit=settings.max_tokens_limit,
         role=ROLE_NAMES[settings.role] if settings.role else None,
+        metrics=metrics,
     )
     stop = stop or asyncio.Event()  # signal handlers first: SIGTERM right after start-up is graceful
     loop = asyncio.get_running_loop()
@@ -105,6 +108,15 @@ async def serve(
         credentials=membership.server_credentials() if membership else None,
     )
     address = running.address
+    metrics_server = None
+    if settings.metrics_listen:
+        try:
+            metrics_server = start_metrics_server(settings.metrics_listen, metrics.registry)
+        except BaseException:
+            await running.stop(0)
+            await asyncio.to_thread(service.close)
+            raise
+        log.info("Prometheus metrics on http://%s/metrics", metrics_server.address)
     log.info("node %s serving %s (%s, role %s) on %s%s", identity.node_id, backend.info.name, backend.info.runtime,
              service.info.role.name.lower(), address, f" (mTLS, swarm {membership.swarm_id})" if membership else " (plaintext)")
     if on_ready:
@@ -138,6 +150,8 @@ async def serve(
         log.info("shutting down: %d request(s) in flight, grace %.0fs%s", service.admission.in_flight, settings.grace_seconds,
                  f"; refusals: {dict(guard.refusals)}" if guard else "")
         await running.stop(settings.grace_seconds)
+        if metrics_server is not None:
+            await asyncio.to_thread(metrics_server.stop)
         if registration:
             registration.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -49,6 +49,7 @@ class NodeSettings(BaseSettings):
     judge_mode: Literal["verdict", "likelihood"] = Field(
         "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
                                "likelihood given the question (no position to prefer; for small models)")
+    metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint (empty: off)")
     bootstrap: list[str] = Field(default_factory=list, description="libp2p multiaddr (/ip4/../tcp/../p2p/PEER) of a swarm "
                                  "peer to join through; repeatable")
     swarm_key: Path | None = Field(None, description="the private swarm's key file (or its swarm directory); turns on "

@@ -8,6 +8,8 @@ replayed into another round.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import os
 import struct
@@ -72,12 +74,17 @@ def join_bytes(token_id: str, csr_der: bytes) -> bytes:
     return _encode("join", token_id, csr_der)
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)  # parsed once per key: every round verifies the same nodes
+
+
 def verify(public_key: bytes, signature: bytes, payload: bytes) -> bool:
     """True if ``signature`` is a valid Ed25519 signature of ``payload`` by ``public_key``."""
     if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, payload)
+        _public_key(public_key).verify(signature, payload)
     except InvalidSignature:
         return False
     return True

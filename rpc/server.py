@@ -12,6 +12,14 @@ from grpc_reflection.v1alpha import reflection
 
 from swarmrank.protos import limits
 
+from .decoding import RefuseUndecodable
+
+
+# gRPC cancels a call that waits longer than 30 s (its default) for the application to pick it up.
+# Under a burst (1,000 asks at once) the event loop picks calls up more slowly than they arrive, and
+# every ask still queued after 30 s was CANCELLED: let them wait as long as a client's deadline can.
+SERVER_OPTIONS = [("grpc.server_max_unrequested_time_in_server", 3600)]
+
 
 @dataclass
 class RunningServer:
@@ -38,7 +46,7 @@ async def start_server(
     plus health (reporting SERVING for "" and each of ``service_names``) and reflection. TLS when
     ``credentials`` are given (plaintext otherwise); ``extra_ports`` serve the same services with
     other credentials (the coordinator's mTLS port for nodes)."""
-    server = grpc.aio.server(options=limits.GRPC_OPTIONS, interceptors=list(interceptors))
+    server = grpc.aio.server(options=[*limits.GRPC_OPTIONS, *SERVER_OPTIONS], interceptors=[RefuseUndecodable(), *interceptors])
     add_services(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import grpc
 
 log = logging.getLogger("swarmrank.rpc")
 
+E = TypeVar("E", bound=Exception)
+
 
 async def abort_with(
-    context: grpc.aio.ServicerContext, exc: Exception, status_for: Mapping[type[Exception], grpc.StatusCode]
+    context: grpc.aio.ServicerContext[Any, Any], exc: E, status_for: Mapping[type[E], grpc.StatusCode]
 ) -> None:
     """Abort the call with the status mapped for ``exc``'s type (INTERNAL when unmapped); always raises."""
     code = next((status for kind, status in status_for.items() if isinstance(exc, kind)), grpc.StatusCode.INTERNAL)

@@ -144,12 +144,17 @@ class RunningCoordinator(_RunningDaemon):
 
         ready = threading.Event()
         self.address = ""
+        self.http_address = ""  # host:port of the HTTP API when settings.http_listen is set
 
         def on_ready(address: str) -> None:
             self.address = address
             ready.set()
 
-        super().__init__(bg, lambda stop: serve(settings, client=client, on_ready=on_ready, stop=stop), ready)
+        def on_http_ready(address: str) -> None:
+            self.http_address = address
+
+        super().__init__(bg, lambda stop: serve(settings, client=client, on_ready=on_ready, stop=stop,
+                                                on_http_ready=on_http_ready), ready)
 
 
 def fake_info(name: str = "fake") -> ModelInfo:

@@ -17,9 +17,9 @@ import re
 import time
 from collections.abc import Callable, Iterator
 
+from swarmrank.protos.answers import same_answer
 from swarmrank.protos.types import ModelInfo, Preference, Role
 
-from swarmrank.protos.answers import same_answer
 from .base import Completion, GenerationParams, PairVerdict
 
 _ARITHMETIC = re.compile(r"What is (-?\d+) ([-+*]) (-?\d+)\?")

@@ -1,0 +1,61 @@
+"""A ``NodeClient`` decorator that times every Generate and Judge call and counts tokens, so the
+round logic stays free of metrics code."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from .metrics import CoordinatorMetrics
+from .node_client import ComparisonOrder, GenerateOrder, JudgeReply, NodeCallError, NodeClient, ReceivedCandidate
+
+
+class MeteredNodeClient:
+    def __init__(self, inner: NodeClient, metrics: CoordinatorMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+        self.judge_calls: Counter[str] = Counter()  # per round id; the runner pops its round's count
+
+    async def generate(
+        self, address: str, order: GenerateOrder, timeout: float, on_token: Callable[[str], None] | None = None
+    ) -> ReceivedCandidate:
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            got = await self._inner.generate(address, order, timeout, on_token)
+        except NodeCallError as exc:
+            code = exc.code
+            raise
+        except TimeoutError:
+            code = "TIMEOUT"
+            raise
+        finally:
+            self._metrics.node_calls.labels("generate", code).inc()
+            self._metrics.node_call_seconds.labels("generate").observe(time.perf_counter() - started)
+        model = got.model[:64] or "unknown"
+        self._metrics.tokens.labels(model).inc(max(0, got.completion_tokens))
+        if got.elapsed_seconds > 0 and got.completion_tokens > 0:
+            self._metrics.tokens_per_second.labels(model).observe(got.completion_tokens / got.elapsed_seconds)
+        return got
+
+    async def judge(
+        self, address: str, round_id: str, nonce: bytes, question: str, comparisons: Sequence[ComparisonOrder], timeout: float
+    ) -> JudgeReply:
+        started = time.perf_counter()
+        code = "OK"
+        self.judge_calls[round_id] += 1
+        try:
+            return await self._inner.judge(address, round_id, nonce, question, comparisons, timeout)
+        except NodeCallError as exc:
+            code = exc.code
+            raise
+        except TimeoutError:
+            code = "TIMEOUT"
+            raise
+        finally:
+            self._metrics.node_calls.labels("judge", code).inc()
+            self._metrics.node_call_seconds.labels("judge").observe(time.perf_counter() - started)
+
+    async def close(self) -> None:
+        await self._inner.close()
