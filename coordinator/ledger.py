@@ -98,10 +98,6 @@ class LedgerWriter:
         db.executemany("INSERT INTO ledger VALUES (?,?,?,?,?)", rows)
         self._seq, self._hash = seq, prev  # the caller commits; on rollback it must call reload()
 
-    @property
-    def head(self) -> tuple[int, bytes]:
-        return self._seq, self._hash
-
     def reload(self, db: sqlite3.Connection) -> None:
         row = db.execute("SELECT seq, entry_hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         self._seq, self._hash = (int(row[0]), bytes(row[1])) if row else (0, ZERO_HASH)

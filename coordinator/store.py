@@ -83,11 +83,6 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def ledger_head(self) -> tuple[int, bytes]:
-        """(sequence number, entry hash) of the last committed ledger entry: what the swarm is told."""
-        with self._lock:
-            return self._ledger.head
-
     def update_node(self, n: NodeRecord) -> None:
         """Refresh where a known node is and what it serves (never its trust: see ``commit``)."""
         with self._lock:
