@@ -38,6 +38,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser, settings_cls: Any) -> N
         annotation = field.annotation
         if annotation is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(annotation) is list:
+            parser.add_argument(flag, action="append", default=None, metavar=name.upper(), help=help_text + " (repeatable)")
         elif typing.get_origin(annotation) is typing.Literal:
             parser.add_argument(flag, choices=typing.get_args(annotation), default=None, help=help_text)
         else:
@@ -174,6 +176,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from swarmrank.bench.replay import main as bench_main
     elif args.target == "live":
         from swarmrank.bench.live import main as bench_main
+    elif args.target == "discovery":
+        from swarmrank.bench.discovery import main as bench_main
     elif args.target == "overhead":
         from swarmrank.bench.tls_transport import main as bench_main  # overhead, and its --tls path
     elif args.target == "load":
@@ -261,11 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     from . import retention; retention.add_parser(sub)  # noqa: E702
-    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale} --help'")
-    bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale"])
+    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale,discovery} --help'")
+    bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale", "discovery"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
     health.add_parser(sub)
+    from . import discovery as p2p_cli; p2p_cli.add_parser(sub)  # noqa: E702 -- p2p command, swarm flags on ask/nodes/ledger
     return parser
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import grpc
 import numpy as np
 
+from swarmrank.discovery.config import open_discovery
+from swarmrank.discovery.port import Discovery
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import access_pb2, access_pb2_grpc, coordinator_pb2, coordinator_pb2_grpc
 from swarmrank.rpc import swarm_dir, tls
@@ -36,6 +38,7 @@ from .registry import Registry
 from .servicer import CoordinatorServicer
 from .settings import CoordinatorSettings
 from .store import Store
+from .swarm_view import coordinator_record, watch_nodes
 
 log = logging.getLogger("swarmrank.coordinator")
 
@@ -64,6 +67,7 @@ async def serve(
     client: NodeClient | None = None,
     on_ready: Callable[[str], None] | None = None,
     stop: asyncio.Event | None = None,
+    discovery: Discovery | None = None,
     on_http_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT or ``stop``. ``on_ready`` gets the gRPC address; ``on_http_ready``
@@ -72,6 +76,11 @@ async def serve(
     creds = swarm_dir.load_coordinator(settings.swarm) if settings.swarm else None
     if creds is None:
         tls.check_plaintext(settings.listen, settings.insecure, "coordinator")
+    if discovery is None:  # none given (tests and benchmarks inject one): from the settings, if any
+        # The swarm directory's swarm.key serves when a bootstrap peer is given without --swarm-key.
+        discovery = open_discovery(identity, bootstrap=settings.bootstrap,
+                                   key_path=settings.swarm_key or (settings.swarm if settings.bootstrap else None),
+                                   listen=settings.p2p_listen, announce_interval=settings.announce_interval)
     store = Store(settings.db, identity)
     registry = Registry(store, settings.heartbeat_interval)
     bank = ChallengeBank.from_file(settings.calibration_bank) if settings.calibration_bank else ChallengeBank.arithmetic()
@@ -130,6 +139,17 @@ async def serve(
     log.info("coordinator %s serving on %s%s (db %s, %d known node(s))", identity.public_key.hex()[:16], address,
              f" with TLS, swarm {creds.info.swarm_id}, nodes on {running.extra_addresses[0]} (mTLS)" if creds else " (plaintext)",
              store.path, len(registry.all()))
+    watcher = None
+    if discovery is not None:
+        try:
+            await discovery.start()
+        except BaseException:
+            await running.stop(0)
+            store.close()
+            raise
+        found = discovery
+        discovery.announce(coordinator_record(identity, settings.advertise or address, store, lambda: found.addrs))
+        watcher = asyncio.create_task(watch_nodes(discovery, registry, stop))
     if http is not None and on_http_ready:
         on_http_ready(http.address)
     if on_ready:  # last: callers take it as "everything is up"
@@ -139,6 +159,12 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        if discovery is not None:
+            await discovery.close()
         if retention is not None:
             retention.cancel()
             with contextlib.suppress(asyncio.CancelledError):

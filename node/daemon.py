@@ -8,6 +8,8 @@ import logging
 import signal
 from collections.abc import Callable
 
+from swarmrank.discovery.config import open_discovery
+from swarmrank.discovery.port import Discovery
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import ROLE_NAMES
 from swarmrank.protos.v1 import node_pb2, node_pb2_grpc
@@ -24,6 +26,7 @@ from .metrics import MeteredNodeService, NodeMetrics
 from .registration import stay_registered
 from .servicer import NodeServicer
 from .settings import NodeSettings
+from .swarm_join import join_discovered, node_record
 
 log = logging.getLogger("swarmrank.node")
 
@@ -67,6 +70,7 @@ async def serve(
     backend: Backend | None = None,
     on_ready: Callable[[str, str], None] | None = None,
     stop: asyncio.Event | None = None,
+    discovery: Discovery | None = None,
 ) -> None:
     """Run a node until SIGTERM/SIGINT (or ``stop`` is set); in-flight work gets ``grace_seconds``."""
     identity = Identity.load_or_create(settings.key_path)
@@ -75,6 +79,9 @@ async def serve(
     membership = await swarm_membership.obtain(tls_dir, settings.coordinator, settings.join.get_secret_value(), identity)
     if membership is None:
         tls.check_plaintext(settings.listen, settings.insecure, "node")
+    if discovery is None:  # none given (tests and benchmarks inject one): from the settings, if any
+        discovery = open_discovery(identity, bootstrap=settings.bootstrap, key_path=settings.swarm_key,
+                                   listen=settings.p2p_listen, announce_interval=settings.announce_interval)
     # Load the model before any gRPC object exists, on this thread: llama.cpp's quiet loading dup2()s
     # stdout/stderr, which must not race with gRPC's poller creating and closing descriptors (seen
     # once as an epoll EBADF abort). Nothing is being served yet, so blocking the loop costs nothing.
@@ -116,12 +123,26 @@ async def serve(
         on_ready(identity.node_id, address)
 
     registration = None
+    if discovery is not None:
+        try:
+            await discovery.start()
+        except BaseException:
+            await running.stop(0)
+            raise
+        found = discovery
+        discovery.announce(node_record(identity, settings.advertise or address, service.describe(),
+                                       service.info.role.name.lower(), lambda: found.addrs))
     if settings.coordinator:
         registration = asyncio.create_task(
             stay_registered(
                 settings.coordinator, identity, settings.advertise or address, service.describe(),
                 lambda: service.admission.in_flight, stop, membership,
             )
+        )
+    elif discovery is not None:  # no coordinator given: join the ones the swarm announces
+        registration = asyncio.create_task(
+            join_discovered(discovery, identity, settings.advertise or address, service.describe(),
+                            lambda: service.admission.in_flight, stop)
         )
     try:
         await stop.wait()
@@ -135,5 +156,7 @@ async def serve(
             registration.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await registration
+        if discovery is not None:
+            await discovery.close()
         await asyncio.to_thread(service.close)
         log.info("node %s stopped", identity.node_id)

@@ -130,5 +130,12 @@ class Identity:
     def sign(self, payload: bytes) -> bytes:
         return self._key.sign(payload)
 
+    def private_seed(self) -> bytes:
+        """The raw 32-byte Ed25519 seed, only to build this process's libp2p host key from the same
+        key (so the libp2p peer id and the node id are bound); never sent or logged."""
+        return self._key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+
     def __repr__(self) -> str:  # never print key material
         return f"Identity(node_id={self.node_id})"
