@@ -59,10 +59,12 @@ def choose_from_pool(pool: Pool, k: int, rng: np.random.Generator, *, in_flight:
     order is sorted; the whole order only when the top holds too few distinct models. Without
     ``explore`` the strongest proven nodes come first (keys order the unproven)."""
     free = pool.generates.copy()
-    for node_id, busy in (in_flight or {}).items():  # only nodes with calls in flight: a few
-        i = pool.index.get(node_id)
-        if i is not None and busy >= pool.capacity[i]:
-            free[i] = False
+    if in_flight:  # only nodes with calls in flight; vectorised, as there may be hundreds
+        rows = np.fromiter((pool.index.get(node_id, -1) for node_id in in_flight), dtype=np.int64, count=len(in_flight))
+        busy = np.fromiter(in_flight.values(), dtype=np.int64, count=len(in_flight))
+        known = rows >= 0
+        rows, busy = rows[known], busy[known]
+        free[rows[busy >= pool.capacity[rows]]] = False
     idx = np.flatnonzero(free)
     if not len(idx) or k <= 0:
         return []
