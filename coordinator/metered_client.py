@@ -3,9 +3,10 @@ round logic stays free of metrics code."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .metrics import CoordinatorMetrics
 from .node_client import ComparisonOrder, GenerateOrder, JudgeReply, NodeCallError, NodeClient, ReceivedCandidate
@@ -17,13 +18,13 @@ class MeteredNodeClient:
         self._metrics = metrics
         self.judge_calls: Counter[str] = Counter()  # per round id; the runner pops its round's count
 
-    async def generate(
-        self, address: str, order: GenerateOrder, timeout: float, on_token: Callable[[str], None] | None = None
-    ) -> ReceivedCandidate:
+    @contextlib.contextmanager
+    def _timed(self, call: str) -> Iterator[None]:
+        """Count the call by its outcome (OK, a gRPC status name or TIMEOUT) and time it."""
         started = time.perf_counter()
         code = "OK"
         try:
-            got = await self._inner.generate(address, order, timeout, on_token)
+            yield
         except NodeCallError as exc:
             code = exc.code
             raise
@@ -31,8 +32,14 @@ class MeteredNodeClient:
             code = "TIMEOUT"
             raise
         finally:
-            self._metrics.node_calls.labels("generate", code).inc()
-            self._metrics.node_call_seconds.labels("generate").observe(time.perf_counter() - started)
+            self._metrics.node_calls.labels(call, code).inc()
+            self._metrics.node_call_seconds.labels(call).observe(time.perf_counter() - started)
+
+    async def generate(
+        self, address: str, order: GenerateOrder, timeout: float, on_token: Callable[[str], None] | None = None
+    ) -> ReceivedCandidate:
+        with self._timed("generate"):
+            got = await self._inner.generate(address, order, timeout, on_token)
         model = got.model[:64] or "unknown"
         self._metrics.tokens.labels(model).inc(max(0, got.completion_tokens))
         if got.elapsed_seconds > 0 and got.completion_tokens > 0:
@@ -42,20 +49,9 @@ class MeteredNodeClient:
     async def judge(
         self, address: str, round_id: str, nonce: bytes, question: str, comparisons: Sequence[ComparisonOrder], timeout: float
     ) -> JudgeReply:
-        started = time.perf_counter()
-        code = "OK"
         self.judge_calls[round_id] += 1
-        try:
+        with self._timed("judge"):
             return await self._inner.judge(address, round_id, nonce, question, comparisons, timeout)
-        except NodeCallError as exc:
-            code = exc.code
-            raise
-        except TimeoutError:
-            code = "TIMEOUT"
-            raise
-        finally:
-            self._metrics.node_calls.labels("judge", code).inc()
-            self._metrics.node_call_seconds.labels("judge").observe(time.perf_counter() - started)
 
     async def close(self) -> None:
         await self._inner.close()

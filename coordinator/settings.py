@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from swarmrank.discovery.settings import DiscoverySettings
 
 from swarmrank.kernels import DEFAULT_PRIOR
 
 
-class CoordinatorSettings(BaseSettings):
+class CoordinatorSettings(DiscoverySettings):
     model_config = SettingsConfigDict(env_prefix="SWARMRANK_COORDINATOR_", extra="forbid")
 
     listen: str = "127.0.0.1:50051"
@@ -53,10 +55,4 @@ class CoordinatorSettings(BaseSettings):
     http_listen: str = Field("", description="host:port of the OpenAI-compatible HTTP API, /metrics and the dashboard (empty: off)")
     http_max_body_bytes: int = Field(1_000_000, ge=1024, le=64_000_000, description="largest HTTP request body accepted")
     metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint of its own (empty: off; /metrics is also on the HTTP port)")
-    bootstrap: list[str] = Field(default_factory=list, description="libp2p multiaddr (/ip4/../tcp/../p2p/PEER) of a swarm "
-                                 "peer to join through; repeatable")
-    swarm_key: Path | None = Field(None, description="the private swarm's key file (or its swarm directory); turns on "
-                                   "libp2p discovery")
-    p2p_listen: str = Field("/ip4/127.0.0.1/tcp/0", description="libp2p listen multiaddr (with discovery on)")
-    announce_interval: float = Field(10.0, gt=0, le=100, description="seconds between re-announcements of this daemon's record")
     advertise: str = Field("", description="gRPC address announced to the swarm; default: the listen address")

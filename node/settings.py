@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from swarmrank.discovery.settings import DiscoverySettings
 
 
 def _config_dir() -> Path:
     return Path.home() / ".config" / "swarmrank"
 
 
-class NodeSettings(BaseSettings):
+class NodeSettings(DiscoverySettings):
     model_config = SettingsConfigDict(env_prefix="SWARMRANK_NODE_", extra="forbid")
 
     backend: Literal["llama", "onnx", "openai", "instant"] = "llama"
@@ -50,9 +52,3 @@ class NodeSettings(BaseSettings):
         "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
                                "likelihood given the question (no position to prefer; for small models)")
     metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint (empty: off)")
-    bootstrap: list[str] = Field(default_factory=list, description="libp2p multiaddr (/ip4/../tcp/../p2p/PEER) of a swarm "
-                                 "peer to join through; repeatable")
-    swarm_key: Path | None = Field(None, description="the private swarm's key file (or its swarm directory); turns on "
-                                   "libp2p discovery")
-    p2p_listen: str = Field("/ip4/127.0.0.1/tcp/0", description="libp2p listen multiaddr (with discovery on)")
-    announce_interval: float = Field(10.0, gt=0, le=100, description="seconds between re-announcements of this daemon's record")
