@@ -61,4 +61,7 @@ def test_openai_package_against_real_models(api: str) -> None:
     chunks = list(stream)
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     final = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
-    assert streamed.strip() and len(final) == 1 and final[0].model_extra["swarm"]["judgments"]
+    # Two nodes leave no third node to judge their pair, so the round carries no judgments; the
+    # final chunk still carries the audit field.
+    swarm = final[0].model_extra["swarm"] if len(final) == 1 else {}
+    assert streamed.strip() and swarm["round_id"] and "judgments" in swarm and len(swarm["ranking"]) == 2
