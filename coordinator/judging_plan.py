@@ -66,7 +66,6 @@ def assign(
     judges decide most pairs while every judge keeps being tested. ``weights`` may also be an array
     aligned with ``judges`` (no per-judge Python work: the coordinator's path at 10,000 nodes)."""
     load: dict[str, int] = defaultdict(int)
-    tiebreak_values = rng.random(len(judges))
     if weights is None:
         w_all = np.ones(len(judges))
     elif isinstance(weights, np.ndarray):
@@ -86,7 +85,8 @@ def assign(
         shortlist = np.arange(len(judges))
     names = [judges[int(i)] for i in shortlist]
     w = {judges[int(i)]: float(w_all[i]) for i in shortlist}
-    tiebreak = {judges[int(i)]: float(tiebreak_values[i]) for i in shortlist}
+    # Random tie-breaks are drawn for the shortlist only: the others can never be picked.
+    tiebreak = dict(zip(names, rng.random(len(names)).tolist()))
     judges_of_pair: dict[tuple[int, int], list[str]] = {}
     planned: list[PlannedComparison] = []
     unassigned: list[tuple[int, int]] = []
