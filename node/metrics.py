@@ -3,6 +3,7 @@ a ``NodeService`` that counts what its calls do without changing them."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -61,35 +62,33 @@ class MeteredNodeService(NodeService):
         self.metrics = metrics
         metrics.registry.register(_Queue(self))
 
-    async def generate(self, call: GenerateCall) -> AsyncIterator[str | SignedCandidate]:
+    @contextlib.contextmanager
+    def _served(self, rpc: str) -> Iterator[None]:
+        """Count the call by its outcome (and a queue rejection apart) and time it."""
         m, started, outcome = self.metrics, time.perf_counter(), "ok"
         try:
+            yield
+        except BaseException as exc:
+            outcome = _outcome(exc)
+            if isinstance(exc, Overloaded):
+                m.rejections.labels(rpc).inc()
+            raise
+        finally:
+            m.requests.labels(rpc, outcome).inc()
+            m.seconds.labels(rpc).observe(time.perf_counter() - started)
+
+    async def generate(self, call: GenerateCall) -> AsyncIterator[str | SignedCandidate]:
+        m = self.metrics
+        with self._served("generate"):
             async for item in super().generate(call):
                 if isinstance(item, SignedCandidate):
                     m.tokens.labels(item.model[:64]).inc(item.completion_tokens)
                     if item.elapsed_seconds > 0 and item.completion_tokens > 0:
                         m.tokens_per_second.labels(item.model[:64]).observe(item.completion_tokens / item.elapsed_seconds)
                 yield item
-        except BaseException as exc:
-            outcome = _outcome(exc)
-            if isinstance(exc, Overloaded):
-                m.rejections.labels("generate").inc()
-            raise
-        finally:
-            m.requests.labels("generate", outcome).inc()
-            m.seconds.labels("generate").observe(time.perf_counter() - started)
 
     async def judge(self, call: JudgeCall) -> list[SignedVerdict]:
-        m, started, outcome = self.metrics, time.perf_counter(), "ok"
-        try:
+        with self._served("judge"):
             verdicts = await super().judge(call)
-            m.comparisons.inc(len(verdicts))
+            self.metrics.comparisons.inc(len(verdicts))
             return verdicts
-        except BaseException as exc:
-            outcome = _outcome(exc)
-            if isinstance(exc, Overloaded):
-                m.rejections.labels("judge").inc()
-            raise
-        finally:
-            m.requests.labels("judge", outcome).inc()
-            m.seconds.labels("judge").observe(time.perf_counter() - started)
