@@ -30,7 +30,9 @@ from .domain import Candidate, Judgment
 from .trust import Trust
 
 OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
-LEAD = 0.5  # judges weighing at least this fraction of a pair's leading judge vote beside it
+LEAD = 1.0  # when a pair's heaviest judge speaks, judges weighing at least this fraction of it vote beside it
+TOP_AUTHORS = 4  # authors whose answers count as their verdicts (the prior): the most reliable few
+AUTHOR_ORDERS = 2.0  # a judge speaks once per order of a pair; an author's vote counts as both
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,27 @@ def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Ma
     return votes
 
 
+def judge_weight(t: Trust | None) -> float:
+    """Log-odds of the judge record's lower confidence bound above a coin (0 without confident
+    evidence), squeezed below the cap while on probation."""
+    if t is None or not t.eligible:
+        return 0.0
+    w = evidence.weight(*t.judge_record, evidence.PAIRWISE_CHANCE)
+    return evidence.on_probation(w) if t.status == "probation" else w
+
+
+def author_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust]) -> list[tuple[int, int, float]]:
+    """The prior as comparisons (winner, loser, weight): an author's answer is its verdict on every
+    pair of answers that holds it (the pairs it may not judge), weighted like its verdicts (its
+    record as a judge: the larger ground-truth record, one observation per spot check, and on the
+    same pairwise scale as the judges it meets). Only the ``TOP_AUTHORS`` heaviest vote, so a panel
+    overturns a proven majority only with stronger calibrated evidence."""
+    weights = evidence.select({c.node_id: judge_weight(trusts.get(c.node_id)) for c in candidates}, TOP_AUTHORS)
+    n = max(group_of) + 1 if group_of else 0
+    return [(g, other, AUTHOR_ORDERS * weights[c.node_id])
+            for c, g in zip(candidates, group_of) if weights[c.node_id] > 0 for other in range(n) if other != g]
+
+
 def _sign(j: Judgment) -> int:
     """+1 if the verdict prefers the lower-numbered answer of its pair, -1 the other, 0 a tie."""
     if j.preference == Preference.TIE:
@@ -90,7 +113,12 @@ def hierarchical(judgments: Sequence[Judgment], group_of: Sequence[int]) -> list
         signs[key[0]] = signs.get(key[0], 0) + sum(_sign(replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]))
                                                    for j in js)
     weight_of = {j.judge_node_id: j.weight for j in judgments}
-    lead = {pair: max((weight_of[judge] for judge, s in signs.items() if s != 0), default=0.0) for pair, signs in net.items()}
+    heaviest: dict[tuple[int, int], tuple[float, bool]] = {}  # per pair: the heaviest judge's weight, and did it speak
+    for key, js in position.items():
+        pair = (min(group_of[key[1]], group_of[key[2]]), max(group_of[key[1]], group_of[key[2]]))
+        spoke = key not in biased and net.get(pair, {}).get(key[0], 0) != 0
+        heaviest[pair] = max(heaviest.get(pair, (-1.0, False)), (weight_of[key[0]], spoke))
+    lead = {pair: w if spoke else 0.0 for pair, (w, spoke) in heaviest.items()}
     out = []
     for j in judgments:
         a, b = group_of[j.answer_a], group_of[j.answer_b]
@@ -109,7 +137,8 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
     weighted = hierarchical(judgments, group_of)
     by_answer = [replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]) for j in weighted]
     chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
-    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts, chance), prior=prior)
+    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts, chance), prior=prior,
+                        authored=author_votes(candidates, group_of, trusts))
     place = {g: position for position, g in enumerate(answers.ranking)}
     g = np.asarray(group_of)
     ranking = sorted(range(len(candidates)), key=lambda i: (place[group_of[i]], i))
@@ -117,12 +146,15 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
                      answers.confidence, [place[x] + 1 for x in group_of])
 
 
-def aggregate(n_candidates: int, judgments: Sequence[Judgment], votes: Sequence[float], *, prior: float = DEFAULT_PRIOR) -> Consensus:
+def aggregate(n_candidates: int, judgments: Sequence[Judgment], votes: Sequence[float], *, prior: float = DEFAULT_PRIOR,
+              authored: Sequence[tuple[int, int, float]] = ()) -> Consensus:
+    """Weighted Bradley-Terry over the judges' verdicts plus the authors' votes (``author_votes``)."""
     if n_candidates == 1:
         return Consensus(np.zeros(1), np.zeros(1), np.full(1, 0.5), [0], 1.0)
-    comparisons = np.array([(j.answer_a, j.answer_b, OUTCOME[j.preference]) for j in judgments], dtype=np.float64)
-    weights = np.array([j.weight for j in judgments], dtype=np.float64)
-    result = fit(n_candidates, comparisons.reshape(-1, 3), weights=weights if len(judgments) else None, prior=prior)
+    rows = [(j.answer_a, j.answer_b, OUTCOME[j.preference]) for j in judgments] + [(a, b, 1.0) for a, b, _ in authored]
+    comparisons = np.array(rows, dtype=np.float64)
+    weights = np.array([j.weight for j in judgments] + [w for _, _, w in authored], dtype=np.float64)
+    result = fit(n_candidates, comparisons.reshape(-1, 3), weights=weights if rows else None, prior=prior)
     theta = result.strengths
     # Strongest first; equal strengths (to 1e-9) fall back to votes, then to the answer's index.
     ranking = [int(i) for i in np.lexsort((np.arange(n_candidates), -np.asarray(votes, dtype=np.float64), -np.round(theta, 9)))]

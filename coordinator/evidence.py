@@ -24,6 +24,9 @@ WEIGHT_Z = 1.645       # one-sided 95% lower bound for weights
 QUARANTINE_Z = 1.96    # upper end of a two-sided 95% interval for quarantine
 PAIRWISE_CHANCE = 0.5
 FREE_FORM_CHANCE = 0.01  # an open answer is rarely right by luck; kept above 0 so log-odds stay finite
+# Until a node has passed ``reputation.PROVEN_AFTER`` ground-truth checks its weight (judge or
+# generator) stays below a cap (``on_probation``): ten fresh identities weigh at most 10 x 0.02 = 0.2.
+PROBATION_WEIGHT_CAP = 0.02
 _EPS = 1e-6
 _OPTION = re.compile(r"^\s*\(?([A-J])[).:]\s", re.M)
 
@@ -48,6 +51,12 @@ def log_odds_above(p: float, chance: float) -> float:
 def weight(successes: float, n: float, chance: float) -> float:
     """The weight a record earns: log-odds of its lower confidence bound above ``chance``."""
     return log_odds_above(wilson(successes, n, WEIGHT_Z)[0], chance)
+
+
+def on_probation(w: float) -> float:
+    """A weight squeezed below ``PROBATION_WEIGHT_CAP`` in the same order (w / (1 + w) of the cap): a
+    young swarm, all on probation, still lets its best-proven members lead."""
+    return PROBATION_WEIGHT_CAP * w / (1.0 + w)
 
 
 def confidently_below(successes: float, n: float, line: float) -> bool:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 from swarmrank.protos.types import Preference
 
 from . import evidence
+from . import consensus
 from .consensus import Consensus
 from .domain import Judgment
 from .trust import Trust
@@ -59,7 +60,7 @@ QUARANTINE = 0.1
 MIN_TRUTHS = 4
 ACCURACY_LINE = {"generator": 0.25, "judge": 0.6}
 PROVEN_AFTER = 5
-PROBATION_WEIGHT_CAP = 0.02
+PROBATION_WEIGHT_CAP = evidence.PROBATION_WEIGHT_CAP
 UNPROVEN_WEIGHT = 1e-3  # every judge's weight while no judge has earned any (the start of a swarm)
 TOP_JUDGES = 4  # judges whose verdicts count in a round: the most reliable few, not a diluted crowd
 DECAY_SECONDS = 7 * 86400.0
@@ -157,13 +158,7 @@ def replay(events: Iterable[Event]) -> dict[str, Trust]:
     return table
 
 
-def judge_weight(t: Trust | None) -> float:
-    """Log-odds of the judge record's lower confidence bound above a coin (0 without confident
-    evidence), capped while on probation."""
-    if t is None or not t.eligible:
-        return 0.0
-    weight = evidence.weight(*t.judge_record, evidence.PAIRWISE_CHANCE)
-    return min(weight, PROBATION_WEIGHT_CAP) if t.status == "probation" else weight
+judge_weight = consensus.judge_weight  # the rule lives with the fit that uses it (authors vote with it too)
 
 
 def judge_weights(trusts: Mapping[str, Trust], judges: Iterable[str], top: int) -> dict[str, float]:
