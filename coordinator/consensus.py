@@ -67,22 +67,24 @@ def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Ma
     return votes
 
 
-def judge_weight(t: Trust | None) -> float:
+def judge_weight(t: Trust | None, topic: str = "") -> float:
     """Log-odds of the judge record's lower confidence bound above a coin (0 without confident
-    evidence), squeezed below the cap while on probation."""
+    evidence), on the question's ``topic`` (``Trust.judge_record_on``), squeezed below the cap while
+    on probation."""
     if t is None or not t.eligible:
         return 0.0
-    w = evidence.weight(*t.judge_record, evidence.PAIRWISE_CHANCE)
+    w = evidence.weight(*(t.judge_record_on(topic) if topic else t.judge_record), evidence.PAIRWISE_CHANCE)
     return evidence.on_probation(w) if t.status == "probation" else w
 
 
-def author_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust]) -> list[tuple[int, int, float]]:
+def author_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
+                 topic: str = "") -> list[tuple[int, int, float]]:
     """The prior as comparisons (winner, loser, weight): an author's answer is its verdict on every
     pair of answers that holds it (the pairs it may not judge), weighted like its verdicts (its
     record as a judge: the larger ground-truth record, one observation per spot check, and on the
     same pairwise scale as the judges it meets). Only the ``TOP_AUTHORS`` heaviest vote, so a panel
     overturns a proven majority only with stronger calibrated evidence."""
-    weights = evidence.select({c.node_id: judge_weight(trusts.get(c.node_id)) for c in candidates}, TOP_AUTHORS)
+    weights = evidence.select({c.node_id: judge_weight(trusts.get(c.node_id), topic) for c in candidates}, TOP_AUTHORS)
     n = max(group_of) + 1 if group_of else 0
     return [(g, other, AUTHOR_ORDERS * weights[c.node_id])
             for c, g in zip(candidates, group_of) if weights[c.node_id] > 0 for other in range(n) if other != g]
@@ -138,7 +140,7 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
     by_answer = [replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]) for j in weighted]
     chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
     answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts, chance), prior=prior,
-                        authored=author_votes(candidates, group_of, trusts))
+                        authored=author_votes(candidates, group_of, trusts, evidence.topic_of(prompt)))
     place = {g: position for position, g in enumerate(answers.ranking)}
     g = np.asarray(group_of)
     ranking = sorted(range(len(candidates)), key=lambda i: (place[group_of[i]], i))

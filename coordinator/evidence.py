@@ -29,6 +29,7 @@ FREE_FORM_CHANCE = 0.01  # an open answer is rarely right by luck; kept above 0 
 PROBATION_WEIGHT_CAP = 0.02
 _EPS = 1e-6
 _OPTION = re.compile(r"^\s*\(?([A-J])[).:]\s", re.M)
+_TOPIC = re.compile(r"\A\s*Subject:[ \t]*([^\n]{1,64}?)[ \t]*$", re.M)
 
 
 def wilson(successes: float, n: float, z: float) -> tuple[float, float]:
@@ -69,6 +70,12 @@ def chance_of(prompt: str) -> float:
     else that of a free-form answer."""
     letters = set(_OPTION.findall(prompt))
     return 1.0 / len(letters) if len(letters) >= 2 else FREE_FORM_CHANCE
+
+
+def topic_of(prompt: str) -> str:
+    """A question's topic from its metadata: a first line ``Subject: <topic>`` ("" without one)."""
+    match = _TOPIC.match(prompt)
+    return match.group(1).strip().lower() if match else ""
 
 
 def select(weights: Mapping[str, float], top: int) -> dict[str, float]:

@@ -25,10 +25,10 @@ from typing import Any
 from swarmrank.protos import signing
 from swarmrank.protos.signing import Identity
 
-from . import reputation
+from . import consensus, reputation
 from .domain import RoundResult
 from .node_table import TRUST_COLUMNS, trust_from_row
-from .trust import RECORD_PRIOR, Trust
+from .trust import RECORD_PRIOR, TOPIC_PRIOR, Trust
 
 ZERO_HASH = bytes(32)
 TAG = b"swarmrank/ledger/1\x00"
@@ -57,7 +57,8 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
             "min_truths": reputation.MIN_TRUTHS, "accuracy_line": reputation.ACCURACY_LINE,
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
-            "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED}
+            "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED,
+            "top_authors": consensus.TOP_AUTHORS, "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

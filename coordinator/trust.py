@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RECORD_PRIOR = 4.0  # observations the running judge score is worth against the ground-truth record
+TOPIC_PRIOR = 10.0  # observations the overall judge record is worth against a topic's own record
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Trust:
     # Spot checks on which it preferred the same position in both orders of a pair: not in the
     # record its weight comes from (such verdicts count for nothing), but counted against it.
     judge_biased: int = 0
+    # The judge record per topic of the spot-check questions ((topic, sum, count), sorted by topic):
+    # a node can be strong on law and weak on physics.
+    judge_topics: tuple[tuple[str, float, int], ...] = ()
 
     @property
     def judge_reliability(self) -> float:
@@ -48,6 +52,17 @@ class Trust:
         """(successes, observations) of its spot checks as a judge, on the pairs it decided without
         position bias (value v is (v + 1) / 2 right): how often it is right when it speaks."""
         return (self.judge_sum + self.judge_n) / 2.0, self.judge_n
+
+    def judge_record_on(self, topic: str) -> tuple[float, int]:
+        """The judge record for a question of ``topic``: the accuracy on that topic shrunk toward the
+        overall one (worth ``TOPIC_PRIOR`` observations), at the confidence of the overall record
+        (a topic's few observations move the estimate, they do not make it surer)."""
+        successes, n = self.judge_record
+        for name, total, k in self.judge_topics:
+            if name == topic and n:
+                shrunk = ((total + k) / 2.0 + TOPIC_PRIOR * successes / n) / (k + TOPIC_PRIOR)
+                return shrunk * n, n
+        return successes, n
 
     @property
     def judge_conduct(self) -> tuple[float, int]:
