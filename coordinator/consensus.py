@@ -9,10 +9,14 @@ comparison could be judged.
 
 Judging is hierarchical (``hierarchical``): a judge that preferred the same position in both
 orders of a pair said nothing about the answers and counts for nothing there; on each pair of
-answers, the most reliable judge with a verdict leads, and only judges within ``LEAD`` of its
-weight vote beside it. Weak judges decide a pair only when no stronger one has a verdict on it, so
-correlated weak judges cannot outvote a proven one, and a proven judge's silence (a tie, or
-position bias) hands the pair to the next tier instead of to a coin.
+answers, the most reliable judge decides when it has a verdict (judges within ``LEAD`` of its
+weight vote beside it), and when it has none (a tie, or position bias) every other judge votes with
+its weight. Correlated weak judges cannot outvote a proven one, and a proven judge's silence hands
+the pair to the rest of the panel instead of to a coin.
+
+Authors vote (``author_votes``): an author's answer is its verdict on every pair that holds it,
+which it may not judge itself; the most reliable authors add those comparisons with their judge
+weight, so judges overturn a proven majority of authors only with stronger calibrated evidence.
 """
 
 from __future__ import annotations
@@ -77,14 +81,22 @@ def judge_weight(t: Trust | None, topic: str = "") -> float:
     return evidence.on_probation(w) if t.status == "probation" else w
 
 
+def author_weight(t: Trust | None, topic: str = "") -> float:
+    """What an author's answer weighs as a verdict: its judge weight, but never more than its answers
+    have proven as verdicts (log-odds of its generator record's lower bound above a coin). A node
+    that judges well and answers badly (lazy or two-faced generators) gets nothing for its answers."""
+    if t is None or not t.eligible:
+        return 0.0
+    return min(judge_weight(t, topic), evidence.weight(*t.generator_record, evidence.PAIRWISE_CHANCE))
+
+
 def author_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
                  topic: str = "") -> list[tuple[int, int, float]]:
     """The prior as comparisons (winner, loser, weight): an author's answer is its verdict on every
-    pair of answers that holds it (the pairs it may not judge), weighted like its verdicts (its
-    record as a judge: the larger ground-truth record, one observation per spot check, and on the
-    same pairwise scale as the judges it meets). Only the ``TOP_AUTHORS`` heaviest vote, so a panel
+    pair of answers that holds it (the pairs it may not judge), weighted on the same pairwise scale
+    as the judges it meets (``author_weight``). Only the ``TOP_AUTHORS`` heaviest vote, so a panel
     overturns a proven majority only with stronger calibrated evidence."""
-    weights = evidence.select({c.node_id: judge_weight(trusts.get(c.node_id), topic) for c in candidates}, TOP_AUTHORS)
+    weights = evidence.select({c.node_id: author_weight(trusts.get(c.node_id), topic) for c in candidates}, TOP_AUTHORS)
     n = max(group_of) + 1 if group_of else 0
     return [(g, other, AUTHOR_ORDERS * weights[c.node_id])
             for c, g in zip(candidates, group_of) if weights[c.node_id] > 0 for other in range(n) if other != g]
