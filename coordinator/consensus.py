@@ -13,10 +13,6 @@ answers, the most reliable judge decides when it has a verdict (judges within ``
 weight vote beside it), and when it has none (a tie, or position bias) every other judge votes with
 its weight. Correlated weak judges cannot outvote a proven one, and a proven judge's silence hands
 the pair to the rest of the panel instead of to a coin.
-
-Authors vote (``author_votes``): an author's answer is its verdict on every pair that holds it,
-which it may not judge itself; the most reliable authors add those comparisons with their judge
-weight, so judges overturn a proven majority of authors only with stronger calibrated evidence.
 """
 
 from __future__ import annotations
@@ -35,8 +31,6 @@ from .trust import Trust
 
 OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
 LEAD = 1.0  # when a pair's heaviest judge speaks, judges weighing at least this fraction of it vote beside it
-TOP_AUTHORS = 4  # authors whose answers count as their verdicts (the prior): the most reliable few
-AUTHOR_ORDERS = 2.0  # a judge speaks once per order of a pair; an author's vote counts as both
 
 
 @dataclass(frozen=True)
@@ -79,27 +73,6 @@ def judge_weight(t: Trust | None, topic: str = "") -> float:
         return 0.0
     w = evidence.weight(*(t.judge_record_on(topic) if topic else t.judge_record), evidence.PAIRWISE_CHANCE)
     return evidence.on_probation(w) if t.status == "probation" else w
-
-
-def author_weight(t: Trust | None, topic: str = "") -> float:
-    """What an author's answer weighs as a verdict: its judge weight, but never more than its answers
-    have proven as verdicts (log-odds of its generator record's lower bound above a coin). A node
-    that judges well and answers badly (lazy or two-faced generators) gets nothing for its answers."""
-    if t is None or not t.eligible:
-        return 0.0
-    return min(judge_weight(t, topic), evidence.weight(*t.generator_record, evidence.PAIRWISE_CHANCE))
-
-
-def author_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
-                 topic: str = "") -> list[tuple[int, int, float]]:
-    """The prior as comparisons (winner, loser, weight): an author's answer is its verdict on every
-    pair of answers that holds it (the pairs it may not judge), weighted on the same pairwise scale
-    as the judges it meets (``author_weight``). Only the ``TOP_AUTHORS`` heaviest vote, so a panel
-    overturns a proven majority only with stronger calibrated evidence."""
-    weights = evidence.select({c.node_id: author_weight(trusts.get(c.node_id), topic) for c in candidates}, TOP_AUTHORS)
-    n = max(group_of) + 1 if group_of else 0
-    return [(g, other, AUTHOR_ORDERS * weights[c.node_id])
-            for c, g in zip(candidates, group_of) if weights[c.node_id] > 0 for other in range(n) if other != g]
 
 
 def _sign(j: Judgment) -> int:
@@ -151,8 +124,7 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
     weighted = hierarchical(judgments, group_of)
     by_answer = [replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]) for j in weighted]
     chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
-    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts, chance), prior=prior,
-                        authored=author_votes(candidates, group_of, trusts, evidence.topic_of(prompt)))
+    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts, chance), prior=prior)
     place = {g: position for position, g in enumerate(answers.ranking)}
     g = np.asarray(group_of)
     ranking = sorted(range(len(candidates)), key=lambda i: (place[group_of[i]], i))
@@ -160,15 +132,12 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
                      answers.confidence, [place[x] + 1 for x in group_of])
 
 
-def aggregate(n_candidates: int, judgments: Sequence[Judgment], votes: Sequence[float], *, prior: float = DEFAULT_PRIOR,
-              authored: Sequence[tuple[int, int, float]] = ()) -> Consensus:
-    """Weighted Bradley-Terry over the judges' verdicts plus the authors' votes (``author_votes``)."""
+def aggregate(n_candidates: int, judgments: Sequence[Judgment], votes: Sequence[float], *, prior: float = DEFAULT_PRIOR) -> Consensus:
     if n_candidates == 1:
         return Consensus(np.zeros(1), np.zeros(1), np.full(1, 0.5), [0], 1.0)
-    rows = [(j.answer_a, j.answer_b, OUTCOME[j.preference]) for j in judgments] + [(a, b, 1.0) for a, b, _ in authored]
-    comparisons = np.array(rows, dtype=np.float64)
-    weights = np.array([j.weight for j in judgments] + [w for _, _, w in authored], dtype=np.float64)
-    result = fit(n_candidates, comparisons.reshape(-1, 3), weights=weights if rows else None, prior=prior)
+    comparisons = np.array([(j.answer_a, j.answer_b, OUTCOME[j.preference]) for j in judgments], dtype=np.float64)
+    weights = np.array([j.weight for j in judgments], dtype=np.float64)
+    result = fit(n_candidates, comparisons.reshape(-1, 3), weights=weights if len(judgments) else None, prior=prior)
     theta = result.strengths
     # Strongest first; equal strengths (to 1e-9) fall back to votes, then to the answer's index.
     ranking = [int(i) for i in np.lexsort((np.arange(n_candidates), -np.asarray(votes, dtype=np.float64), -np.round(theta, 9)))]

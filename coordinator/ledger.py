@@ -58,7 +58,7 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
             "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED,
-            "top_authors": consensus.TOP_AUTHORS, "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR}
+            "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

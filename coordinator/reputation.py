@@ -173,7 +173,7 @@ def replay(events: Iterable[Event]) -> dict[str, Trust]:
     return table
 
 
-judge_weight = consensus.judge_weight  # the rule lives with the fit that uses it (authors vote with it too)
+judge_weight = consensus.judge_weight  # the rule lives with the fit that uses it (per topic)
 
 
 def judge_weights(trusts: Mapping[str, Trust], judges: Iterable[str], top: int, topic: str = "") -> dict[str, float]:
