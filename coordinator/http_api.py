@@ -229,7 +229,10 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
         return StreamingResponse(body(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/metrics")
+    # Same rule as the API: open on a loopback dev coordinator, any client API key in a swarm
+    # (Prometheus sends one as a bearer token). --metrics-listen serves an unauthenticated copy for
+    # an internal address.
+    @app.get("/metrics", dependencies=[read_scope])
     async def scrape() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
