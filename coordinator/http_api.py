@@ -27,11 +27,11 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import openai_format as fmt
-from .http_json import JSONDecodeError, dumps, loads
-from .http_protocol import OneWriteHttpProtocol
 from .domain import RoundEvent, RoundResult
 from .errors import CoordinatorError, InvalidAsk, QuorumNotReached, RateLimited
 from .http_auth import Authenticator, AuthRefused, Principal, bearer_token
+from .http_json import JSONDecodeError, dumps, loads
+from .http_protocol import OneWriteHttpProtocol
 from .metrics import CoordinatorMetrics
 from .observed import ObservedRoundRunner
 from .registry import Registry
@@ -324,9 +324,10 @@ async def start_http(app: FastAPI, listen: str, *, grace: float = 3.0,
     sock = bind(listen)
     host, port = sock.getsockname()[:2]
     certfile, keyfile = (str(tls_files[0]), str(tls_files[1])) if tls_files else (None, None)
-    config = uvicorn.Config(app, http=OneWriteHttpProtocol, ws="none", log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=int(max(1, grace)), timeout_keep_alive=5,
-                            ssl_certfile=certfile, ssl_keyfile=keyfile)
+    # No "server: uvicorn" header: it names the stack and is parsed by every client for nothing.
+    config = uvicorn.Config(app, http=OneWriteHttpProtocol, ws="none", server_header=False, log_level="warning",
+                            access_log=False, lifespan="off", timeout_graceful_shutdown=int(max(1, grace)),
+                            timeout_keep_alive=5, ssl_certfile=certfile, ssl_keyfile=keyfile)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
