@@ -252,6 +252,7 @@ class _CountRequests:
     def __init__(self, app: ASGIApp, metrics: CoordinatorMetrics) -> None:
         self._app = app
         self._metrics = metrics
+        self._counters: dict[tuple[str, int], Any] = {}  # labels() takes a lock and builds a key per call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -268,8 +269,11 @@ class _CountRequests:
         try:
             await self._app(scope, receive, watch)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self._metrics.http_requests.labels(route, str(status)).inc()
+            route = getattr(scope.get("route"), "path", "unmatched")  # a bounded set: routes, not raw paths
+            counter = self._counters.get((route, status))
+            if counter is None:
+                counter = self._counters[route, status] = self._metrics.http_requests.labels(route, str(status))
+            counter.inc()
 
 
 class _EmbeddedServer(uvicorn.Server):
