@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import tempfile
 import time
@@ -43,6 +44,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) a process has used so far; None without Linux's /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _check_ranking(ranking: list[Any]) -> None:
@@ -106,31 +116,54 @@ async def measure_http(workdir: Path, *, nodes: int, k: int, rounds: int, warmup
 
         paths = [("grpc", grpc_round), *(await _http_clients(stack, f"http://127.0.0.1:{port}", k)).items()]
         times: dict[str, list[float]] = {name: [] for name, _ in paths}
+        # The coordinator's own CPU per round, by path: unlike latency, barely moved by other load
+        # on the machine (clock-tick resolution, so only the sum over all rounds means something).
+        assert swarm.coordinator is not None
+        pid = swarm.coordinator.pid
+        cpu: dict[str, float | None] = {name: 0.0 for name, _ in paths}
         for i in range(warmup + rounds):
             prompt = f"Question {i} (seed {seed}): what does the HTTP layer cost?"
             shift = i % len(paths)
             for name, call in paths[shift:] + paths[:shift]:
+                cpu_before = _cpu_seconds(pid)
                 started = time.perf_counter()
                 await call(prompt)
+                elapsed = time.perf_counter() - started
+                cpu_after = _cpu_seconds(pid)
                 if i >= warmup:
-                    times[name].append(time.perf_counter() - started)
-    g = latency_summary(times["grpc"])
-    clients = {name: {**latency_summary(t), "added_ms_p50": 0.0} for name, t in times.items() if name != "grpc"}
-    for c in clients.values():
-        c["added_ms_p50"] = round(c["p50_ms"] - g["p50_ms"], 3)
+                    times[name].append(elapsed)
+                    used = cpu[name]
+                    cpu[name] = None if used is None or cpu_before is None or cpu_after is None else \
+                        used + cpu_after - cpu_before
+
+    def cpu_ms(name: str) -> float | None:
+        used = cpu[name]
+        return None if used is None else round(used / len(times[name]) * 1000, 3)
+
+    grpc_p50 = latency_summary(times["grpc"])["p50_ms"]
+    g: dict[str, Any] = {**latency_summary(times["grpc"]), "coordinator_cpu_ms_per_round": cpu_ms("grpc")}
+    clients: dict[str, dict[str, Any]] = {
+        name: {**latency_summary(t), "added_ms_p50": round(latency_summary(t)["p50_ms"] - grpc_p50, 3),
+               "coordinator_cpu_ms_per_round": cpu_ms(name)} for name, t in times.items() if name != "grpc"}
     lean = clients[GOAL_CLIENT]
     return {"grpc_ask": g, "http_chat_completions": {k_: v for k_, v in lean.items() if k_ != "added_ms_p50"},
             "http_added_ms_p50": lean["added_ms_p50"], "goal_client": GOAL_CLIENT, "clients": clients,
             "goal_ms": GOAL_MS, "goal_met": lean["added_ms_p50"] <= GOAL_MS}
 
 
+def _cpu(c: dict[str, Any]) -> str:
+    value = c.get("coordinator_cpu_ms_per_round")
+    return f"{value:>11.2f}ms" if value is not None else f"{'-':>13}"
+
+
 def table(r: dict[str, Any]) -> str:
     g = r["grpc_ask"]
-    lines = [f"HTTP API vs gRPC Ask (same swarm, order rotated every round): gRPC p50 {g['p50_ms']:.2f}ms p99 {g['p99_ms']:.2f}ms",
-             f"{'HTTP client':<14}{'p50':>9}{'p99':>10}{'added p50':>12}"]
+    lines = ["HTTP API vs gRPC Ask (same swarm and questions, order rotated every round)",
+             f"{'path':<14}{'p50':>9}{'p99':>10}{'added p50':>12}{'coord. CPU/round':>18}",
+             f"{'grpc Ask':<14}{g['p50_ms']:>7.2f}ms{g['p99_ms']:>8.2f}ms{'':>12}{_cpu(g):>18}"]
     for name, c in r["clients"].items():
-        lines.append(f"{name:<14}{c['p50_ms']:>7.2f}ms{c['p99_ms']:>8.2f}ms{c['added_ms_p50']:>+10.2f}ms"
-                     + ("  (decides the goal)" if name == r["goal_client"] else ""))
+        lines.append(f"{'HTTP ' + name:<14}{c['p50_ms']:>7.2f}ms{c['p99_ms']:>8.2f}ms{c['added_ms_p50']:>+10.2f}ms"
+                     f"{_cpu(c):>18}" + ("  (decides the goal)" if name == r["goal_client"] else ""))
     lines.append(f"HTTP added at p50 ({r['goal_client']}): {r['http_added_ms_p50']:+.2f} ms "
                  f"(goal <= {r['goal_ms']:.0f} ms: {'met' if r['goal_met'] else 'NOT met'})")
     return "\n".join(lines)

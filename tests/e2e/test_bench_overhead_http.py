@@ -19,6 +19,10 @@ def test_bench_overhead_http_reports_every_client_against_grpc(tmp_path: Path) -
     assert r["goal_client"] == "aiohttp" and {"aiohttp", "httpx", "openai"} <= r["clients"].keys()
     grpc_p50 = r["grpc_ask"]["p50_ms"]
     assert grpc_p50 > 0
+    for c in [r["grpc_ask"], *r["clients"].values()]:
+        assert c["coordinator_cpu_ms_per_round"] is None or c["coordinator_cpu_ms_per_round"] >= 0
+    if Path("/proc/self/stat").exists():  # Linux: the coordinator's CPU is read from /proc
+        assert sum(c["coordinator_cpu_ms_per_round"] for c in [r["grpc_ask"], *r["clients"].values()]) > 0
     for c in r["clients"].values():
         assert c["p50_ms"] > 0 and c["added_ms_p50"] == round(c["p50_ms"] - grpc_p50, 3)
     assert r["http_added_ms_p50"] == r["clients"]["aiohttp"]["added_ms_p50"]
