@@ -8,7 +8,7 @@
     swarmrank ledger {verify,replay}     audit a coordinator's ledger
     swarmrank swarm {init,invite} | keys | nodes remove   operate a private swarm (TLS, tokens, API keys)
     swarmrank models [--prepare]         list / prepare the offline model catalogue
-    swarmrank bench {node,kernels,replay,live,overhead,load,scale}  benchmarks (JSON with --json)
+    swarmrank bench {node,kernels,replay,offline,live,overhead,load,scale}  benchmarks (JSON with --json)
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     from . import retention; retention.add_parser(sub)  # noqa: E702
-    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale,discovery} --help'")
+    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,offline,live,overhead,load,scale,discovery} --help'")
     bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale", "discovery", "offline"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
