@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import struct
 from collections.abc import Iterator, Sequence
@@ -58,7 +59,7 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
             "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED,
-            "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR}
+            "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR if math.isfinite(TOPIC_PRIOR) else "off"}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

@@ -294,8 +294,8 @@ def test_a_penalty_quarantines_by_the_roles_a_node_plays() -> None:
     assert apply(judge_only, replace(penalty, role="")).status == "quarantined"  # as a two-role node: generator 0.05
 
 
-def test_per_topic_records_shrink_to_the_overall_record_and_replay() -> None:
-    from swarmrank.coordinator import consensus, evidence as ev
+def test_per_topic_records_shrink_to_the_overall_record_and_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmrank.coordinator import consensus, evidence as ev, trust as trust_module
     from swarmrank.coordinator.reputation import Event, apply, spot_check_events
     assert ev.topic_of("Subject: Law\n\nWho ...") == "law" and ev.topic_of("Who ...\nSubject: law") == ""
     t = apply(None, Event("admit", "n", 0.0, "calibration", 1.0))
@@ -305,6 +305,8 @@ def test_per_topic_records_shrink_to_the_overall_record_and_replay() -> None:
         t = apply(t, Event.from_body(e.to_body()))  # the topic survives the ledger's body
     assert dict((name, n) for name, _, n in t.judge_topics) == {"law": 10, "physics": 30}
     overall, n = t.judge_record
+    assert t.judge_record_on("law") == (overall, n)  # the default: recorded, weights from the overall record
+    monkeypatch.setattr(trust_module, "TOPIC_PRIOR", 50.0)
     law, physics = t.judge_record_on("law")[0], t.judge_record_on("physics")[0]
     assert law < overall < physics and t.judge_record_on("chemistry") == (overall, n)
     assert consensus.judge_weight(t, "law") < consensus.judge_weight(t) < consensus.judge_weight(t, "physics")
