@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import socket
 import statistics
 import tempfile
 import time
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 
 from swarmrank.coordinator import judging_plan
@@ -119,6 +122,29 @@ class BareFanOut:
         await asyncio.gather(*(judge(j, b) for j, group in calls.items() for b in group))
 
 
+STAGES = ("dispatch", "generate", "judge", "fit", "commit")
+_STAGE_SUM = re.compile(r'^swarmrank_round_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', re.M)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _scrape(metrics_address: str) -> str:
+    async with httpx.AsyncClient(timeout=CallTimeout) as http:
+        reply = await http.get(f"http://{metrics_address}/metrics")
+        reply.raise_for_status()
+        return reply.text
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -133,22 +159,29 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
                   seed: int) -> dict[str, Any]:
     """Run both paths of one transport against a fresh swarm; alternate them round by round."""
     workdir.mkdir(parents=True, exist_ok=True)
+    metrics_address = f"127.0.0.1:{_free_port()}"  # for the stage breakdown (the coordinator's own metrics)
     coordinator_args = ["--seed", str(seed), "--spot-check-rate", "0", "--k", str(k),
-                        *transport.coordinator_args(workdir)]
+                        "--metrics-listen", metrics_address, *transport.coordinator_args(workdir)]
     async with ProcessSwarm(workdir, nodes, coordinator_args, transport.node_args(workdir),
                             client_options=transport.client_options(workdir)) as swarm:
         channels = [transport.node_channel(workdir, a) for a in swarm.node_addresses]
         bare = BareFanOut(channels, k, np.random.default_rng(seed))
         ask, close = await transport.round_call(swarm, k)
         times: dict[str, list[float]] = {"round": [], "bare": []}
+        assert swarm.coordinator is not None
+        pid, cpu_before, stages_before = swarm.coordinator.pid, 0.0, ""
         try:
             for i in range(warmup + rounds):
+                if i == warmup:
+                    cpu_before, stages_before = cpu_seconds(pid), await _scrape(metrics_address)
                 prompt = f"Question {i} (seed {seed}): what should a load benchmark measure?"
                 for path, call in (("round", ask), ("bare", bare.run)) if i % 2 == 0 else (("bare", bare.run), ("round", ask)):
                     started = time.perf_counter()
                     await call(prompt)
                     if i >= warmup:
                         times[path].append(time.perf_counter() - started)
+            coordinator_cpu = cpu_seconds(pid) - cpu_before
+            stages = _stage_delta(stages_before, await _scrape(metrics_address), rounds)
         finally:
             await close()
             for c in channels:
@@ -156,7 +189,20 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
     round_s, bare_s = latency_summary(times["round"]), latency_summary(times["bare"])
     return {"round": round_s, "bare_fanout": bare_s,
             "overhead_ms_p50": round(round_s["p50_ms"] - bare_s["p50_ms"], 3),
-            "overhead_ratio": round(round_s["p50_ms"] / bare_s["p50_ms"], 4)}
+            "overhead_ratio": round(round_s["p50_ms"] / bare_s["p50_ms"], 4),
+            # where a round's time goes inside the coordinator (mean ms per measured round), and the
+            # CPU the coordinator process burns per round (all its threads; includes heartbeats)
+            "stage_ms_mean": stages, "coordinator_cpu_ms_per_round": round(1000 * coordinator_cpu / max(1, rounds), 3)}
+
+
+def _stage_delta(before: str, after: str, rounds: int) -> dict[str, float]:
+    """Mean ms per stage over the measured rounds only (the scrape after minus the one before)."""
+    sums: dict[str, float] = {}
+    for text, sign in ((after, 1.0), (before, -1.0)):
+        for kind, stage, value in _STAGE_SUM.findall(text):
+            if kind == "sum" and stage in STAGES:
+                sums[stage] = sums.get(stage, 0.0) + sign * float(value)
+    return {s: round(1000 * sums[s] / max(1, rounds), 3) for s in STAGES if s in sums}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -165,6 +211,11 @@ def table(result: dict[str, Any]) -> str:
     for name, r in result["paths"].items():
         lines.append(f"{name:<10}{r['round']['p50_ms']:>9.2f}ms{r['round']['p99_ms']:>7.2f}ms"
                      f"{r['bare_fanout']['p50_ms']:>8.2f}ms{r['bare_fanout']['p99_ms']:>7.2f}ms{r['overhead_ratio']:>8.3f}")
+    for name, r in result["paths"].items():
+        if r.get("stage_ms_mean"):
+            lines.append(f"{name}: coordinator stages, mean ms per round: "
+                         + ", ".join(f"{s} {v:.2f}" for s, v in r["stage_ms_mean"].items())
+                         + f"; coordinator CPU {r['coordinator_cpu_ms_per_round']:.2f} ms per round")
     lines.append(f"overhead_ratio (round p50 / bare fan-out p50): {result['overhead_ratio']} (goal <= 1.5)")
     return "\n".join(lines)
 
