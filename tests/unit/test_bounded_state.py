@@ -72,3 +72,25 @@ def test_prune_archives_old_transcripts_and_the_ledger_still_verifies(tmp_path: 
     assert store.load_round("r7") is not None and store.load_round("r2") is None
     store.close()
     assert ledger.verify(tmp_path / "p.db", key.public_key).ok
+
+
+def test_round_transcript_is_the_same_text_as_asdict_and_round_trips() -> None:
+    """``round_to_json`` is written field by field for speed: it must stay equal to the generic
+    ``dataclasses.asdict`` encoding (a field added to a dataclass and not to it fails here)."""
+    import dataclasses
+    import json
+
+    from swarmrank.coordinator.domain import Candidate, Failure, Judgment, RankedCandidate, RoundResult
+    from swarmrank.coordinator.store import round_from_json, round_to_json
+    from swarmrank.protos.types import Preference
+
+    cands = [Candidate(f"c{i}", f"n{i}", "m", f"answer {i} é", bytes([i]) * 16, bytes([i]) * 64, i + 3, 0.25 * i)
+             for i in range(3)]
+    ranked = tuple(RankedCandidate(c, 0.5 - i, 0.1 * i, 0.3, i + 1) for i, c in enumerate(cands))
+    judgments = tuple(Judgment(f"n{i}", f"t-{i}", i % 3, (i + 1) % 3, list(Preference)[i % 3], 0.75, "why", 0.5 + i,
+                               bytes([9]) * 16, bytes([i]) * 64) for i in range(4))
+    r = RoundResult("r1", "q?", "answer 0 é", "n0", "c0", 0.625, ranked, judgments, (Failure("n4", "judge", "late"),),
+                    0.0123, 1700000000.5)
+    generic = json.dumps(dataclasses.asdict(r), default=lambda o: o.hex(), separators=(",", ":"))
+    assert round_to_json(r) == generic
+    assert round_from_json(round_to_json(r)) == r
