@@ -1,7 +1,10 @@
 """SQLite persistence (the embedded default): nodes, the ledger, round results.
 
-WAL mode with synchronous=FULL: a committed transaction survives a killed coordinator (and a power
-cut). One connection guarded by a lock. Reputation only changes through ``commit``, which appends
+WAL mode. ``durability="full"`` (synchronous=FULL) fsyncs every commit: a committed transaction
+survives a killed coordinator and a power cut. ``"normal"`` (synchronous=NORMAL) skips that fsync:
+a committed transaction still survives a killed coordinator (SIGKILL; it is in the OS's page
+cache), only an OS crash or power cut may lose the last ones (the database stays consistent: the
+ledger loses a tail, never its chain). One connection guarded by a lock. Reputation only changes through ``commit``, which appends
 the ledger entries and updates the node table in the same transaction, so the table is always the
 replay of the ledger.
 """
@@ -16,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import Preference
@@ -27,6 +30,9 @@ from .ledger import LedgerWriter
 from .node_table import SCHEMA as NODES_SCHEMA
 from .node_table import TRUST_COLUMNS, model_from_json, node_row, trust_from_row
 from .trust import Trust
+
+Durability = Literal["full", "normal"]
+SYNCHRONOUS: dict[str, str] = {"full": "FULL", "normal": "NORMAL"}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rounds (
@@ -84,13 +90,15 @@ def round_from_json(text: str) -> RoundResult:
 
 
 class Store:
-    def __init__(self, path: Path, identity: Identity) -> None:
+    def __init__(self, path: Path, identity: Identity, durability: Durability = "full") -> None:
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        if durability not in SYNCHRONOUS:
+            raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}, got {durability!r}")
+        self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}")
         self._db.executescript(NODES_SCHEMA + SCHEMA + LEDGER_SCHEMA)
         if "judge_biased" not in {r[1] for r in self._db.execute("PRAGMA table_info(nodes)")}:  # older database
             self._db.execute("ALTER TABLE nodes ADD COLUMN judge_biased INTEGER NOT NULL DEFAULT 0")

@@ -94,3 +94,15 @@ def test_round_transcript_is_the_same_text_as_asdict_and_round_trips() -> None:
     generic = json.dumps(dataclasses.asdict(r), default=lambda o: o.hex(), separators=(",", ":"))
     assert round_to_json(r) == generic
     assert round_from_json(round_to_json(r)) == r
+
+
+def test_durability_sets_sqlite_synchronous(tmp_path: Path) -> None:
+    import pytest
+
+    for durability, level in (("full", 2), ("normal", 1)):
+        store = Store(tmp_path / f"{durability}.db", Identity.generate(), durability)  # type: ignore[arg-type]
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == level
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        store.close()
+    with pytest.raises(ValueError, match="durability"):
+        Store(tmp_path / "x.db", Identity.generate(), "off")  # type: ignore[arg-type]
