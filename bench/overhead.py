@@ -156,12 +156,13 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
 
 
 async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, rounds: int, warmup: int,
-                  seed: int) -> dict[str, Any]:
+                  seed: int, durability: str | None = None) -> dict[str, Any]:
     """Run both paths of one transport against a fresh swarm; alternate them round by round."""
     workdir.mkdir(parents=True, exist_ok=True)
     metrics_address = f"127.0.0.1:{_free_port()}"  # for the stage breakdown (the coordinator's own metrics)
     coordinator_args = ["--seed", str(seed), "--spot-check-rate", "0", "--k", str(k),
-                        "--metrics-listen", metrics_address, *transport.coordinator_args(workdir)]
+                        "--metrics-listen", metrics_address, *(("--durability", durability) if durability else ()),
+                        *transport.coordinator_args(workdir)]
     async with ProcessSwarm(workdir, nodes, coordinator_args, transport.node_args(workdir),
                             client_options=transport.client_options(workdir)) as swarm:
         channels = [transport.node_channel(workdir, a) for a in swarm.node_addresses]
@@ -229,6 +230,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=20, help="unmeasured rounds first (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=None, help="keep databases and logs here (default: a temp dir)")
+    p.add_argument("--durability", choices=["full", "normal"], default=None,
+                   help="the coordinator's --durability (default: the coordinator's default)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     p.add_argument("--tls", action="store_true", help="also measure a private swarm (mTLS to nodes, TLS + API key to the "
                    "coordinator) in the same run and report its round latency against plaintext")
@@ -245,9 +248,10 @@ def run(args: argparse.Namespace, transports: Sequence[Transport]) -> dict[str, 
         root = args.workdir or Path(tmp)
         for t in transports:
             paths[t.name] = asyncio.run(measure(t, root / t.name, nodes=args.nodes, k=args.k, rounds=args.rounds,
-                                                warmup=args.warmup, seed=args.seed))
+                                                warmup=args.warmup, seed=args.seed, durability=args.durability))
     first = next(iter(paths.values()))
     return {"benchmark": "overhead", "nodes": args.nodes, "k": args.k, "rounds": args.rounds, "seed": args.seed,
+            "durability": args.durability or "full",
             "paths": paths, "overhead_ratio": first["overhead_ratio"], "goal_ratio": 1.5,
             "goal_met": first["overhead_ratio"] <= 1.5}
 
