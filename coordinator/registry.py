@@ -37,7 +37,7 @@ class _Pending:
     new: dict[str, NodeRecord]
     players: list[str]
     summaries: list[dict[str, Any]]
-    rounds: list[tuple[RoundResult, bool]]
+    rounds: list[tuple[RoundResult, bool, str]]
     future: asyncio.Future[list[str]]
 
 
@@ -144,7 +144,7 @@ class Registry:
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
         summaries: Sequence[dict[str, Any]] = (),
-        rounds: Sequence[tuple[RoundResult, bool]] = (),
+        rounds: Sequence[tuple[RoundResult, bool, str]] = (),
     ) -> list[str]:
         """Apply reputation events (and log round summaries, and save the rounds they summarise)
         durably, then in memory; returns the nodes these events newly quarantined. Group commit,

@@ -151,10 +151,11 @@ class Store:
         *,
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
-        rounds: Sequence[tuple[RoundResult, bool]] = (),
+        rounds: Sequence[tuple[RoundResult, bool, str]] = (),
     ) -> None:
         """Append ledger entries, apply their effect on the node table and save the rounds they
-        summarise (result, hidden), atomically: one transaction, one fsync for all of it."""
+        summarise (result, hidden, its ``round_to_json`` transcript: the caller already encoded it
+        to hash it), atomically: one transaction, one fsync for all of it."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -170,9 +171,9 @@ class Store:
                     )
                 for node_id, count in Counter(players).items():
                     self._db.execute("UPDATE nodes SET rounds=rounds+? WHERE node_id=?", (count, node_id))
-                for result, hidden in rounds:
+                for result, hidden, transcript in rounds:
                     self._db.execute("INSERT OR REPLACE INTO rounds VALUES (?,?,?,?)",
-                                     (result.round_id, result.created_unix, int(hidden), round_to_json(result)))
+                                     (result.round_id, result.created_unix, int(hidden), transcript))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

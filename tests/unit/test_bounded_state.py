@@ -54,6 +54,7 @@ def test_prune_archives_old_transcripts_and_the_ledger_still_verifies(tmp_path: 
     import json
 
     from swarmrank.coordinator.domain import RoundResult
+    from swarmrank.coordinator.store import round_to_json
 
     key = Identity.generate()
     store = Store(tmp_path / "p.db", key)
@@ -61,7 +62,7 @@ def test_prune_archives_old_transcripts_and_the_ledger_still_verifies(tmp_path: 
                            confidence=0.5, candidates=(), judgments=(), failures=(), elapsed_seconds=0.1,
                            created_unix=float(i)) for i in range(10)]
     store.commit([{"kind": "round", "round": r.round_id, "ts": r.created_unix} for r in results], {},
-                 rounds=[(r, False) for r in results])
+                 rounds=[(r, False, round_to_json(r)) for r in results])
     before = store.sizes()
     assert before["rounds"] == 10 and before["ledger_entries"] == 11 and before["db_bytes"] > 0
     assert store.prune_rounds(6.0, tmp_path / "archive.jsonl") == 6
