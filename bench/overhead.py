@@ -90,6 +90,7 @@ class BareFanOut:
         self._stubs = [node_pb2_grpc.NodeStub(c) for c in channels]
         self._k = k
         self._rng = rng
+        self.stages: list[tuple[float, float, int]] = []  # per run: generate s, judge s, Judge calls
 
     async def _generate(self, i: int, round_id: str, nonce: bytes, prompt: str) -> str:
         async for event in self._stubs[i].Generate(npb.GenerateRequest(round_id=round_id, nonce=nonce, prompt=prompt),
@@ -100,6 +101,7 @@ class BareFanOut:
 
     async def run(self, prompt: str) -> None:
         n = len(self._stubs)
+        started = time.perf_counter()
         generators = [int(i) for i in self._rng.choice(n, size=self._k, replace=False)]
         round_id = uuid.uuid4().hex
         nonces = [os.urandom(16) for _ in generators]
@@ -109,6 +111,7 @@ class BareFanOut:
                                          self._rng, round_tag=round_id[:8])
         calls = judging_plan.batches(planned, limits.MAX_COMPARISONS_PER_JUDGE_CALL)
         judge_nonce = os.urandom(16)
+        judging = time.perf_counter()
 
         async def judge(j: str, batch: list[judging_plan.PlannedComparison]) -> None:
             reply = await self._stubs[int(j)].Judge(npb.JudgeRequest(
@@ -120,10 +123,12 @@ class BareFanOut:
                 raise RuntimeError("a judge skipped comparisons")
 
         await asyncio.gather(*(judge(j, b) for j, group in calls.items() for b in group))
+        self.stages.append((judging - started, time.perf_counter() - judging, sum(len(g) for g in calls.values())))
 
 
 STAGES = ("dispatch", "generate", "judge", "fit", "commit")
 _STAGE_SUM = re.compile(r'^swarmrank_round_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', re.M)
+_JUDGE_CALLS = re.compile(r'^swarmrank_round_judge_calls_(sum|count) (\S+)$', re.M)
 
 
 def _free_port() -> int:
@@ -182,18 +187,28 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
                     if i >= warmup:
                         times[path].append(time.perf_counter() - started)
             coordinator_cpu = cpu_seconds(pid) - cpu_before
-            stages = _stage_delta(stages_before, await _scrape(metrics_address), rounds)
+            stages_after = await _scrape(metrics_address)
+            stages = _stage_delta(stages_before, stages_after, rounds)
+            calls = {kind: float(v) for kind, v in _JUDGE_CALLS.findall(stages_after)}
+            calls_before = {kind: float(v) for kind, v in _JUDGE_CALLS.findall(stages_before)}
+            judge_calls = (calls["sum"] - calls_before.get("sum", 0.0)) / max(1.0, calls["count"] - calls_before.get("count", 0.0))
         finally:
             await close()
             for c in channels:
                 await c.close()
     round_s, bare_s = latency_summary(times["round"]), latency_summary(times["bare"])
+    measured = bare.stages[-rounds:]
     return {"round": round_s, "bare_fanout": bare_s,
             "overhead_ms_p50": round(round_s["p50_ms"] - bare_s["p50_ms"], 3),
             "overhead_ratio": round(round_s["p50_ms"] / bare_s["p50_ms"], 4),
             # where a round's time goes inside the coordinator (mean ms per measured round), and the
             # CPU the coordinator process burns per round (all its threads; includes heartbeats)
-            "stage_ms_mean": stages, "coordinator_cpu_ms_per_round": round(1000 * coordinator_cpu / max(1, rounds), 3)}
+            "stage_ms_mean": stages, "coordinator_cpu_ms_per_round": round(1000 * coordinator_cpu / max(1, rounds), 3),
+            "judge_calls_per_round": round(judge_calls, 3),
+            # the bare fan-out's own two stages and Judge calls, for comparison
+            "bare_stage_ms_mean": {"generate": round(1000 * statistics.fmean(g for g, _, _ in measured), 3),
+                                   "judge": round(1000 * statistics.fmean(j for _, j, _ in measured), 3)},
+            "bare_judge_calls_per_round": round(statistics.fmean(c for _, _, c in measured), 3)}
 
 
 def _stage_delta(before: str, after: str, rounds: int) -> dict[str, float]:
@@ -216,7 +231,10 @@ def table(result: dict[str, Any]) -> str:
         if r.get("stage_ms_mean"):
             lines.append(f"{name}: coordinator stages, mean ms per round: "
                          + ", ".join(f"{s} {v:.2f}" for s, v in r["stage_ms_mean"].items())
-                         + f"; coordinator CPU {r['coordinator_cpu_ms_per_round']:.2f} ms per round")
+                         + f"; coordinator CPU {r['coordinator_cpu_ms_per_round']:.2f} ms per round; "
+                         + f"{r['judge_calls_per_round']:.1f} Judge calls per round")
+            lines.append(f"{name}: bare fan-out stages, mean ms: generate {r['bare_stage_ms_mean']['generate']:.2f}, "
+                         f"judge {r['bare_stage_ms_mean']['judge']:.2f}; {r['bare_judge_calls_per_round']:.1f} Judge calls")
     lines.append(f"overhead_ratio (round p50 / bare fan-out p50): {result['overhead_ratio']} (goal <= 1.5)")
     return "\n".join(lines)
 
