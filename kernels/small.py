@@ -21,61 +21,97 @@ def _log1pexp(x: float) -> float:
 
 
 class _Point:
+    """Everything the iteration needs at one theta: one transcendental pair per item pair, since
+    log P(j beats i) = log P(i beats j) - (theta_j - theta_i)."""
+
     __slots__ = ("theta", "p", "s0", "value")
 
     def __init__(self, theta: list[float], wins: Matrix, prior: float) -> None:
         n = len(theta)
-        logp = [[-_log1pexp(theta[j] - theta[i]) for j in range(n)] for i in range(n)]  # log P(i beats j)
-        lp0 = [-_log1pexp(-t) for t in theta]                                           # log P(i beats the phantom)
+        p = [[0.0] * n for _ in range(n)]
+        value = 0.0
+        for i in range(n):
+            ti, wi, pi = theta[i], wins[i], p[i]
+            for j in range(i + 1, n):
+                d = theta[j] - ti
+                lij = -_log1pexp(d)       # log P(i beats j)
+                lji = lij + d             # log P(j beats i)
+                value += wi[j] * lij + wins[j][i] * lji
+                pij = math.exp(lij)
+                pi[j], p[j][i] = pij, math.exp(lji)
+        lp0 = [-_log1pexp(-t) for t in theta]  # log P(i beats the phantom)
         self.theta = theta
-        self.p = [[math.exp(x) for x in row] for row in logp]
+        self.p = p
         self.s0 = [math.exp(x) for x in lp0]
-        self.value = (sum(w * lp for wr, lr in zip(wins, logp) for w, lp in zip(wr, lr))
-                      + prior * sum(2.0 * lp - t for lp, t in zip(lp0, theta)))
+        self.value = value + prior * sum(2.0 * lp - t for lp, t in zip(lp0, theta))
 
     def gradient(self, wins: Matrix, prior: float) -> list[float]:
         n, p = len(self.theta), self.p
-        m = [[wins[i][j] * p[j][i] for j in range(n)] for i in range(n)]
-        return [sum(m[i]) - sum(m[j][i] for j in range(n)) + prior * (1.0 - 2.0 * self.s0[i]) for i in range(n)]
+        g = [prior * (1.0 - 2.0 * s) for s in self.s0]
+        for i in range(n):
+            for j in range(i + 1, n):
+                # d/dtheta_i of W_ij log p_ij + W_ji log p_ji = W_ij p_ji - W_ji p_ij
+                x = wins[i][j] * p[j][i] - wins[j][i] * p[i][j]
+                g[i] += x
+                g[j] -= x
+        return g
 
     def information(self, games: Matrix, prior: float) -> Matrix:
         n, p = len(self.theta), self.p
-        info = [[0.0 if i == j else -games[i][j] * p[i][j] * p[j][i] for j in range(n)] for i in range(n)]
+        info = [[0.0] * n for _ in range(n)]
         for i in range(n):
-            info[i][i] = -sum(info[i]) + 2.0 * prior * self.s0[i] * (1.0 - self.s0[i])
+            for j in range(i + 1, n):
+                h = games[i][j] * p[i][j] * p[j][i]
+                info[i][j] = info[j][i] = -h
+                info[i][i] += h
+                info[j][j] += h
+        for i, s in enumerate(self.s0):
+            info[i][i] += 2.0 * prior * s * (1.0 - s)
         return info
 
 
-def _solve(a: Matrix, b: list[float]) -> list[float] | None:
-    """x with a x = b by Gaussian elimination with partial pivoting; None when a is singular."""
+def _cholesky(a: Matrix) -> Matrix | None:
+    """Lower-triangular L with L L^T = a, or None when a is not (numerically) positive definite.
+    Newton's matrix here is: the information plus a positive prior term, or plus 11^T/n."""
+    n = len(a)
+    scale = max((a[i][i] for i in range(n)), default=0.0)
+    low = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        li = low[i]
+        for j in range(i + 1):
+            lj = low[j]
+            x = a[i][j] - sum(li[k] * lj[k] for k in range(j))
+            if i == j:
+                if not x > 1e-13 * scale:  # also catches NaN
+                    return None
+                li[i] = math.sqrt(x)
+            else:
+                li[j] = x / lj[j]
+    return low
+
+
+def _solve_factored(low: Matrix, b: list[float]) -> list[float]:
     n = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
-    scale = max((abs(x) for row in a for x in row), default=0.0)
-    for c in range(n):
-        pivot = max(range(c, n), key=lambda r: abs(m[r][c]))
-        if abs(m[pivot][c]) <= 1e-14 * scale or not math.isfinite(m[pivot][c]):
-            return None
-        m[c], m[pivot] = m[pivot], m[c]
-        for r in range(c + 1, n):
-            f = m[r][c] / m[c][c]
-            if f:
-                mr, mc = m[r], m[c]
-                for k in range(c, n + 1):
-                    mr[k] -= f * mc[k]
+    y = [0.0] * n
+    for i in range(n):
+        y[i] = (b[i] - sum(low[i][k] * y[k] for k in range(i))) / low[i][i]
     x = [0.0] * n
-    for r in range(n - 1, -1, -1):
-        x[r] = (m[r][n] - sum(m[r][k] * x[k] for k in range(r + 1, n))) / m[r][r]
+    for i in range(n - 1, -1, -1):
+        x[i] = (y[i] - sum(low[k][i] * x[k] for k in range(i + 1, n))) / low[i][i]
     return x
 
 
+def _solve(a: Matrix, b: list[float]) -> list[float] | None:
+    low = _cholesky(a)
+    return None if low is None else _solve_factored(low, b)
+
+
 def _inverse(a: Matrix) -> Matrix | None:
+    low = _cholesky(a)
+    if low is None:
+        return None
     n = len(a)
-    columns = []
-    for c in range(n):
-        col = _solve(a, [1.0 if r == c else 0.0 for r in range(n)])
-        if col is None:
-            return None
-        columns.append(col)
+    columns = [_solve_factored(low, [1.0 if r == c else 0.0 for r in range(n)]) for c in range(n)]
     return [[columns[c][r] for c in range(n)] for r in range(n)]
 
 
