@@ -174,6 +174,7 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
         bare = BareFanOut(channels, k, np.random.default_rng(seed))
         ask, close = await transport.round_call(swarm, k)
         times: dict[str, list[float]] = {"round": [], "bare": []}
+        own_cpu = {"round": 0.0, "bare": 0.0}  # this process's CPU per path: the bare client's work vs one Ask call
         assert swarm.coordinator is not None
         pid, cpu_before, stages_before = swarm.coordinator.pid, 0.0, ""
         try:
@@ -182,10 +183,11 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
                     cpu_before, stages_before = cpu_seconds(pid), await _scrape(metrics_address)
                 prompt = f"Question {i} (seed {seed}): what should a load benchmark measure?"
                 for path, call in (("round", ask), ("bare", bare.run)) if i % 2 == 0 else (("bare", bare.run), ("round", ask)):
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     await call(prompt)
                     if i >= warmup:
                         times[path].append(time.perf_counter() - started)
+                        own_cpu[path] += time.process_time() - cpu
             coordinator_cpu = cpu_seconds(pid) - cpu_before
             stages_after = await _scrape(metrics_address)
             stages = _stage_delta(stages_before, stages_after, rounds)
@@ -205,6 +207,10 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
             # CPU the coordinator process burns per round (all its threads; includes heartbeats)
             "stage_ms_mean": stages, "coordinator_cpu_ms_per_round": round(1000 * coordinator_cpu / max(1, rounds), 3),
             "judge_calls_per_round": round(judge_calls, 3),
+            # the CPU this (client) process spent per round on each path: for the bare path, the
+            # same calls the coordinator makes, to set against coordinator_cpu_ms_per_round
+            "bare_client_cpu_ms_per_round": round(1000 * own_cpu["bare"] / max(1, rounds), 3),
+            "ask_client_cpu_ms_per_round": round(1000 * own_cpu["round"] / max(1, rounds), 3),
             # the bare fan-out's own two stages and Judge calls, for comparison
             "bare_stage_ms_mean": {"generate": round(1000 * statistics.fmean(g for g, _, _ in measured), 3),
                                    "judge": round(1000 * statistics.fmean(j for _, j, _ in measured), 3)},
@@ -234,7 +240,8 @@ def table(result: dict[str, Any]) -> str:
                          + f"; coordinator CPU {r['coordinator_cpu_ms_per_round']:.2f} ms per round; "
                          + f"{r['judge_calls_per_round']:.1f} Judge calls per round")
             lines.append(f"{name}: bare fan-out stages, mean ms: generate {r['bare_stage_ms_mean']['generate']:.2f}, "
-                         f"judge {r['bare_stage_ms_mean']['judge']:.2f}; {r['bare_judge_calls_per_round']:.1f} Judge calls")
+                         f"judge {r['bare_stage_ms_mean']['judge']:.2f}; {r['bare_judge_calls_per_round']:.1f} Judge calls; "
+                         f"client CPU {r['bare_client_cpu_ms_per_round']:.2f} ms per round")
     lines.append(f"overhead_ratio (round p50 / bare fan-out p50): {result['overhead_ratio']} (goal <= 1.5)")
     return "\n".join(lines)
 
