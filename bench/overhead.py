@@ -276,7 +276,7 @@ def run(args: argparse.Namespace, transports: Sequence[Transport]) -> dict[str, 
                                                 warmup=args.warmup, seed=args.seed, durability=args.durability))
     first = next(iter(paths.values()))
     return {"benchmark": "overhead", "nodes": args.nodes, "k": args.k, "rounds": args.rounds, "seed": args.seed,
-            "durability": args.durability or "full",
+            "durability": args.durability or "normal",
             "paths": paths, "overhead_ratio": first["overhead_ratio"], "goal_ratio": 1.5,
             "goal_met": first["overhead_ratio"] <= 1.5}
 

@@ -58,5 +58,5 @@ class CoordinatorSettings(DiscoverySettings):
     metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint of its own (empty: off; /metrics is also on the HTTP port)")
     advertise: str = Field("", description="gRPC address announced to the swarm; default: the listen address")
     durability: Literal["full", "normal"] = Field(
-        "full", description="full: fsync every round's commit (survives a power cut); normal: no fsync per commit "
-        "(a committed round still survives a killed coordinator, only an OS crash may lose the last ones)")
+        "normal", description="normal: no fsync per commit (a committed round survives a killed coordinator; an OS "
+        "crash or power cut may lose the last rounds, never the ledger's consistency); full: fsync every commit")

@@ -90,7 +90,7 @@ def round_from_json(text: str) -> RoundResult:
 
 
 class Store:
-    def __init__(self, path: Path, identity: Identity, durability: Durability = "full") -> None:
+    def __init__(self, path: Path, identity: Identity, durability: Durability = "normal") -> None:
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
