@@ -99,6 +99,7 @@ class Store:
         if durability not in SYNCHRONOUS:
             raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}, got {durability!r}")
         self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS[durability]}")
+        self.fsyncs = durability == "full"  # every commit waits for the disk
         self._db.executescript(NODES_SCHEMA + SCHEMA + LEDGER_SCHEMA)
         if "judge_biased" not in {r[1] for r in self._db.execute("PRAGMA table_info(nodes)")}:  # older database
             self._db.execute("ALTER TABLE nodes ADD COLUMN judge_biased INTEGER NOT NULL DEFAULT 0")
@@ -152,11 +153,15 @@ class Store:
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
         rounds: Sequence[tuple[RoundResult, bool, str]] = (),
-    ) -> None:
+        blocking: bool = True,
+    ) -> bool:
         """Append ledger entries, apply their effect on the node table and save the rounds they
         summarise (result, hidden, its ``round_to_json`` transcript: the caller already encoded it
-        to hash it), atomically: one transaction, one fsync for all of it."""
-        with self._lock:
+        to hash it), atomically: one transaction, one fsync for all of it. With ``blocking=False``,
+        returns False at once, writing nothing, when another thread holds the store."""
+        if not self._lock.acquire(blocking=blocking):
+            return False
+        try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for n in new_nodes:
@@ -179,6 +184,9 @@ class Store:
                 self._db.execute("ROLLBACK")
                 self._ledger.reload(self._db)
                 raise
+        finally:
+            self._lock.release()
+        return True
 
     def save_round(self, result: RoundResult, *, hidden: bool = False) -> None:
         with self._lock:

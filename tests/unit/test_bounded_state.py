@@ -107,3 +107,17 @@ def test_durability_sets_sqlite_synchronous(tmp_path: Path) -> None:
         store.close()
     with pytest.raises(ValueError, match="durability"):
         Store(tmp_path / "x.db", Identity.generate(), "off")  # type: ignore[arg-type]
+
+
+def test_non_blocking_commit_writes_nothing_while_the_store_is_busy(tmp_path: Path) -> None:
+    """The registry commits a lone round on the event loop only if nothing else holds the store
+    (a prune in a thread): ``blocking=False`` then returns False and leaves the ledger as it was."""
+    store = Store(tmp_path / "b.db", Identity.generate())
+    assert not store.fsyncs
+    body = [{"kind": "round", "round": "r1", "ts": 1.0}]
+    with store._lock:
+        assert store.commit(body, {}, blocking=False) is False
+    assert store.sizes()["ledger_entries"] == 1  # the genesis entry only
+    assert store.commit(body, {}, blocking=False) is True
+    assert store.sizes()["ledger_entries"] == 2
+    store.close()
