@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import socket
 import statistics
 import tempfile
 import time
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 
 from swarmrank.coordinator import judging_plan
@@ -87,6 +90,7 @@ class BareFanOut:
         self._stubs = [node_pb2_grpc.NodeStub(c) for c in channels]
         self._k = k
         self._rng = rng
+        self.stages: list[tuple[float, float, int]] = []  # per run: generate s, judge s, Judge calls
 
     async def _generate(self, i: int, round_id: str, nonce: bytes, prompt: str) -> str:
         async for event in self._stubs[i].Generate(npb.GenerateRequest(round_id=round_id, nonce=nonce, prompt=prompt),
@@ -97,6 +101,7 @@ class BareFanOut:
 
     async def run(self, prompt: str) -> None:
         n = len(self._stubs)
+        started = time.perf_counter()
         generators = [int(i) for i in self._rng.choice(n, size=self._k, replace=False)]
         round_id = uuid.uuid4().hex
         nonces = [os.urandom(16) for _ in generators]
@@ -106,6 +111,7 @@ class BareFanOut:
                                          self._rng, round_tag=round_id[:8])
         calls = judging_plan.batches(planned, limits.MAX_COMPARISONS_PER_JUDGE_CALL)
         judge_nonce = os.urandom(16)
+        judging = time.perf_counter()
 
         async def judge(j: str, batch: list[judging_plan.PlannedComparison]) -> None:
             reply = await self._stubs[int(j)].Judge(npb.JudgeRequest(
@@ -117,6 +123,31 @@ class BareFanOut:
                 raise RuntimeError("a judge skipped comparisons")
 
         await asyncio.gather(*(judge(j, b) for j, group in calls.items() for b in group))
+        self.stages.append((judging - started, time.perf_counter() - judging, sum(len(g) for g in calls.values())))
+
+
+STAGES = ("dispatch", "generate", "judge", "fit", "commit")
+_STAGE_SUM = re.compile(r'^swarmrank_round_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', re.M)
+_JUDGE_CALLS = re.compile(r'^swarmrank_round_judge_calls_(sum|count) (\S+)$', re.M)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _scrape(metrics_address: str) -> str:
+    async with httpx.AsyncClient(timeout=CallTimeout) as http:
+        reply = await http.get(f"http://{metrics_address}/metrics")
+        reply.raise_for_status()
+        return reply.text
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -130,10 +161,12 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
 
 
 async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, rounds: int, warmup: int,
-                  seed: int) -> dict[str, Any]:
+                  seed: int, durability: str | None = None) -> dict[str, Any]:
     """Run both paths of one transport against a fresh swarm; alternate them round by round."""
     workdir.mkdir(parents=True, exist_ok=True)
+    metrics_address = f"127.0.0.1:{_free_port()}"  # for the stage breakdown (the coordinator's own metrics)
     coordinator_args = ["--seed", str(seed), "--spot-check-rate", "0", "--k", str(k),
+                        "--metrics-listen", metrics_address, *(("--durability", durability) if durability else ()),
                         *transport.coordinator_args(workdir)]
     async with ProcessSwarm(workdir, nodes, coordinator_args, transport.node_args(workdir),
                             client_options=transport.client_options(workdir)) as swarm:
@@ -141,22 +174,57 @@ async def measure(transport: Transport, workdir: Path, *, nodes: int, k: int, ro
         bare = BareFanOut(channels, k, np.random.default_rng(seed))
         ask, close = await transport.round_call(swarm, k)
         times: dict[str, list[float]] = {"round": [], "bare": []}
+        own_cpu = {"round": 0.0, "bare": 0.0}  # this process's CPU per path: the bare client's work vs one Ask call
+        assert swarm.coordinator is not None
+        pid, cpu_before, stages_before = swarm.coordinator.pid, 0.0, ""
         try:
             for i in range(warmup + rounds):
+                if i == warmup:
+                    cpu_before, stages_before = cpu_seconds(pid), await _scrape(metrics_address)
                 prompt = f"Question {i} (seed {seed}): what should a load benchmark measure?"
                 for path, call in (("round", ask), ("bare", bare.run)) if i % 2 == 0 else (("bare", bare.run), ("round", ask)):
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     await call(prompt)
                     if i >= warmup:
                         times[path].append(time.perf_counter() - started)
+                        own_cpu[path] += time.process_time() - cpu
+            coordinator_cpu = cpu_seconds(pid) - cpu_before
+            stages_after = await _scrape(metrics_address)
+            stages = _stage_delta(stages_before, stages_after, rounds)
+            calls = {kind: float(v) for kind, v in _JUDGE_CALLS.findall(stages_after)}
+            calls_before = {kind: float(v) for kind, v in _JUDGE_CALLS.findall(stages_before)}
+            judge_calls = (calls["sum"] - calls_before.get("sum", 0.0)) / max(1.0, calls["count"] - calls_before.get("count", 0.0))
         finally:
             await close()
             for c in channels:
                 await c.close()
     round_s, bare_s = latency_summary(times["round"]), latency_summary(times["bare"])
+    measured = bare.stages[-rounds:]
     return {"round": round_s, "bare_fanout": bare_s,
             "overhead_ms_p50": round(round_s["p50_ms"] - bare_s["p50_ms"], 3),
-            "overhead_ratio": round(round_s["p50_ms"] / bare_s["p50_ms"], 4)}
+            "overhead_ratio": round(round_s["p50_ms"] / bare_s["p50_ms"], 4),
+            # where a round's time goes inside the coordinator (mean ms per measured round), and the
+            # CPU the coordinator process burns per round (all its threads; includes heartbeats)
+            "stage_ms_mean": stages, "coordinator_cpu_ms_per_round": round(1000 * coordinator_cpu / max(1, rounds), 3),
+            "judge_calls_per_round": round(judge_calls, 3),
+            # the CPU this (client) process spent per round on each path: for the bare path, the
+            # same calls the coordinator makes, to set against coordinator_cpu_ms_per_round
+            "bare_client_cpu_ms_per_round": round(1000 * own_cpu["bare"] / max(1, rounds), 3),
+            "ask_client_cpu_ms_per_round": round(1000 * own_cpu["round"] / max(1, rounds), 3),
+            # the bare fan-out's own two stages and Judge calls, for comparison
+            "bare_stage_ms_mean": {"generate": round(1000 * statistics.fmean(g for g, _, _ in measured), 3),
+                                   "judge": round(1000 * statistics.fmean(j for _, j, _ in measured), 3)},
+            "bare_judge_calls_per_round": round(statistics.fmean(c for _, _, c in measured), 3)}
+
+
+def _stage_delta(before: str, after: str, rounds: int) -> dict[str, float]:
+    """Mean ms per stage over the measured rounds only (the scrape after minus the one before)."""
+    sums: dict[str, float] = {}
+    for text, sign in ((after, 1.0), (before, -1.0)):
+        for kind, stage, value in _STAGE_SUM.findall(text):
+            if kind == "sum" and stage in STAGES:
+                sums[stage] = sums.get(stage, 0.0) + sign * float(value)
+    return {s: round(1000 * sums[s] / max(1, rounds), 3) for s in STAGES if s in sums}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -165,6 +233,15 @@ def table(result: dict[str, Any]) -> str:
     for name, r in result["paths"].items():
         lines.append(f"{name:<10}{r['round']['p50_ms']:>9.2f}ms{r['round']['p99_ms']:>7.2f}ms"
                      f"{r['bare_fanout']['p50_ms']:>8.2f}ms{r['bare_fanout']['p99_ms']:>7.2f}ms{r['overhead_ratio']:>8.3f}")
+    for name, r in result["paths"].items():
+        if r.get("stage_ms_mean"):
+            lines.append(f"{name}: coordinator stages, mean ms per round: "
+                         + ", ".join(f"{s} {v:.2f}" for s, v in r["stage_ms_mean"].items())
+                         + f"; coordinator CPU {r['coordinator_cpu_ms_per_round']:.2f} ms per round; "
+                         + f"{r['judge_calls_per_round']:.1f} Judge calls per round")
+            lines.append(f"{name}: bare fan-out stages, mean ms: generate {r['bare_stage_ms_mean']['generate']:.2f}, "
+                         f"judge {r['bare_stage_ms_mean']['judge']:.2f}; {r['bare_judge_calls_per_round']:.1f} Judge calls; "
+                         f"client CPU {r['bare_client_cpu_ms_per_round']:.2f} ms per round")
     lines.append(f"overhead_ratio (round p50 / bare fan-out p50): {result['overhead_ratio']} (goal <= 1.5)")
     return "\n".join(lines)
 
@@ -178,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=20, help="unmeasured rounds first (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=None, help="keep databases and logs here (default: a temp dir)")
+    p.add_argument("--durability", choices=["full", "normal"], default=None,
+                   help="the coordinator's --durability (default: the coordinator's default)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     p.add_argument("--tls", action="store_true", help="also measure a private swarm (mTLS to nodes, TLS + API key to the "
                    "coordinator) in the same run and report its round latency against plaintext")
@@ -195,9 +274,10 @@ def run(args: argparse.Namespace, transports: Sequence[Transport]) -> dict[str, 
         root = args.workdir or Path(tmp)
         for t in transports:
             paths[t.name] = asyncio.run(measure(t, root / t.name, nodes=args.nodes, k=args.k, rounds=args.rounds,
-                                                warmup=args.warmup, seed=args.seed))
+                                                warmup=args.warmup, seed=args.seed, durability=args.durability))
     first = next(iter(paths.values()))
     return {"benchmark": "overhead", "nodes": args.nodes, "k": args.k, "rounds": args.rounds, "seed": args.seed,
+            "durability": args.durability or "normal",
             "paths": paths, "overhead_ratio": first["overhead_ratio"], "goal_ratio": 1.5,
             "goal_met": first["overhead_ratio"] <= 1.5}
 

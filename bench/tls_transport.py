@@ -93,7 +93,7 @@ def tls_cost(result: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 async def measure_interleaved(transports: Sequence[Transport], workdir: Path, *, nodes: int, k: int, rounds: int,
-                              warmup: int, seed: int) -> dict[str, dict[str, Any]]:
+                              warmup: int, seed: int, durability: str | None = None) -> dict[str, dict[str, Any]]:
     """Like ``overhead.measure``, but every transport's swarm runs at once and the rounds alternate
     between them (and between round and bare fan-out), so load drift on a shared machine hits every
     path alike: the mTLS / plaintext ratio is a same-moment comparison."""
@@ -102,7 +102,8 @@ async def measure_interleaved(transports: Sequence[Transport], workdir: Path, *,
         for t in transports:
             w = workdir / t.name
             w.mkdir(parents=True, exist_ok=True)
-            args = ["--seed", str(seed), "--spot-check-rate", "0", "--k", str(k), *t.coordinator_args(w)]
+            args = ["--seed", str(seed), "--spot-check-rate", "0", "--k", str(k),
+                    *(("--durability", durability) if durability else ()), *t.coordinator_args(w)]
             swarm = await stack.enter_async_context(ProcessSwarm(w, nodes, args, t.node_args(w), client_options=t.client_options(w)))
             channels = [t.node_channel(w, a) for a in swarm.node_addresses]
             for c in channels:
@@ -136,7 +137,8 @@ def run_with_tls(args: Any) -> dict[str, Any]:
         raise ValueError("need --nodes >= 3 and 2 <= --k <= --nodes")
     with tempfile.TemporaryDirectory(prefix="swarmrank-overhead-") as tmp:
         paths = asyncio.run(measure_interleaved([PLAINTEXT, MTLS], args.workdir or Path(tmp), nodes=args.nodes, k=args.k,
-                                                rounds=args.rounds, warmup=args.warmup, seed=args.seed))
+                                                rounds=args.rounds, warmup=args.warmup, seed=args.seed,
+                                                durability=args.durability))
     first = paths[PLAINTEXT.name]
     return {"benchmark": "overhead", "nodes": args.nodes, "k": args.k, "rounds": args.rounds, "seed": args.seed,
             "paths": paths, "overhead_ratio": first["overhead_ratio"], "goal_ratio": 1.5,

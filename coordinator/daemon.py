@@ -81,7 +81,7 @@ async def serve(
         discovery = open_discovery(identity, bootstrap=settings.bootstrap,
                                    key_path=settings.swarm_key or (settings.swarm if settings.bootstrap else None),
                                    listen=settings.p2p_listen, announce_interval=settings.announce_interval)
-    store = Store(settings.db, identity)
+    store = Store(settings.db, identity, settings.durability)
     registry = Registry(store, settings.heartbeat_interval)
     bank = ChallengeBank.from_file(settings.calibration_bank) if settings.calibration_bank else ChallengeBank.arithmetic()
     access = AccessControl(store.path, creds, node_cert_lifetime=settings.node_cert_hours * 3600) if creds else None

@@ -99,9 +99,13 @@ class GrpcNodeClient:
 
     def __init__(self, credentials: grpc.ChannelCredentials | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, node_pb2_grpc.NodeAsyncStub] = {}  # one per channel: a stub builds its callables
         self._credentials = credentials
 
     def _stub(self, address: str) -> node_pb2_grpc.NodeAsyncStub:
+        stub = self._stubs.get(address)
+        if stub is not None:
+            return stub
         channel = self._channels.get(address)
         if channel is None:
             if self._credentials is None:
@@ -110,7 +114,8 @@ class GrpcNodeClient:
                 channel = grpc.aio.secure_channel(address, self._credentials,
                                                   options=[*limits.GRPC_OPTIONS, *name_override(NODE_NAME)])
             self._channels[address] = channel
-        return node_pb2_grpc.NodeStub(channel)
+        stub = self._stubs[address] = node_pb2_grpc.NodeStub(channel)
+        return stub
 
     async def generate(
         self, address: str, order: GenerateOrder, timeout: float, on_token: Callable[[str], None] | None = None
@@ -156,3 +161,4 @@ class GrpcNodeClient:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        self._stubs.clear()

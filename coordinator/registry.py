@@ -37,7 +37,7 @@ class _Pending:
     new: dict[str, NodeRecord]
     players: list[str]
     summaries: list[dict[str, Any]]
-    rounds: list[tuple[RoundResult, bool]]
+    rounds: list[tuple[RoundResult, bool, str]]
     future: asyncio.Future[list[str]]
 
 
@@ -144,7 +144,7 @@ class Registry:
         new_nodes: Iterable[NodeRecord] = (),
         players: Iterable[str] = (),
         summaries: Sequence[dict[str, Any]] = (),
-        rounds: Sequence[tuple[RoundResult, bool]] = (),
+        rounds: Sequence[tuple[RoundResult, bool, str]] = (),
     ) -> list[str]:
         """Apply reputation events (and log round summaries, and save the rounds they summarise)
         durably, then in memory; returns the nodes these events newly quarantined. Group commit,
@@ -185,6 +185,13 @@ class Registry:
             self._fold(p.events, new, trusts)
             bodies += [e.to_body() for e in p.events] + p.summaries
         played = [node_id for p in batch for node_id in p.players]
-        await asyncio.to_thread(self._store.commit, bodies, trusts, new_nodes=list(new.values()), players=played,
-                                rounds=[r for p in batch for r in p.rounds])
+        rounds = [r for p in batch for r in p.rounds]
+        # A lone record without an fsync is about a millisecond of CPU: on the event loop that beats
+        # the hop to a worker thread and back. Batches, fsyncs and a busy store (a prune holding
+        # its lock) go to a thread, so the loop never waits on the disk or the lock.
+        if not (len(batch) == 1 and not self._store.fsyncs and
+                self._store.commit(bodies, trusts, new_nodes=list(new.values()), players=played, rounds=rounds,
+                                   blocking=False)):
+            await asyncio.to_thread(self._store.commit, bodies, trusts, new_nodes=list(new.values()), players=played,
+                                    rounds=rounds)
         return set(self._apply(new, trusts, played))

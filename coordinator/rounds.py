@@ -40,6 +40,7 @@ from .supervisor import Supervisor
 log = logging.getLogger("swarmrank.coordinator")
 
 Emit = Callable[[RoundEvent], None]
+INLINE_FIT_MAX = 8  # rounds with up to this many candidates fit on the event loop (see _fit)
 SPOT_CHECK_TASK = "spot check"  # the name of each spot check's task (LocalSwarm.settle waits for them)
 
 
@@ -126,8 +127,7 @@ class RoundRunner:
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
         stage_started = time.perf_counter()
-        verdict = await asyncio.to_thread(consensus_mod.rank_candidates, candidates, judgments, self._registry.trusts(),
-                                          prior=self._settings.prior, prompt=params.prompt)
+        verdict = await self._fit(candidates, judgments, params.prompt)
         stage_started = self._stage("fit", stage_started)
         result = self._result(state, candidates, judgments, verdict, started, created)
         # The round is saved in the same transaction as its ledger entries: answered means durable.
@@ -143,6 +143,16 @@ class RoundRunner:
         )
         emit(result)
         return result
+
+    async def _fit(self, candidates: Sequence[Candidate], judgments: Sequence[Judgment], prompt: str) -> consensus_mod.Consensus:
+        """The round's consensus. A round's few answers fit in about a millisecond: on the event loop
+        that is cheaper than the hop to a worker thread and back (several ms on a busy CPU); larger
+        rounds fit off the loop."""
+        if len(candidates) <= INLINE_FIT_MAX:
+            return consensus_mod.rank_candidates(candidates, judgments, self._registry.trusts(),
+                                                 prior=self._settings.prior, prompt=prompt)
+        return await asyncio.to_thread(consensus_mod.rank_candidates, candidates, judgments, self._registry.trusts(),
+                                       prior=self._settings.prior, prompt=prompt)
 
     async def _dispatch(self, available: Sequence[NodeRecord], k: int, *, explore: bool = False) -> list[NodeRecord]:
         """Generators for a round; when too few nodes have free capacity for a quorum, wait (up to
@@ -289,13 +299,14 @@ class RoundRunner:
         if spot_check is not None and candidates:
             events += reputation.spot_check_events(state.round_id, ts, spot_checks.correctness(candidates, spot_check),
                                                    answer_of, [*judgments, *planted], evidence.topic_of(spot_check.question))
+        transcript = round_to_json(result) if result is not None else ""
         summaries = [] if result is None else [{**ledger.round_summary(
             result, ts, spot_check=spot_check is not None, generators=[c.node_id for c in candidates],
             judgments=len(judgments), failures=len(state.failures)),
             # the transcript may be pruned later (retention); its hash stays in the chain
-            "transcript_sha256": signing.sha256(round_to_json(result)).hex()}]
+            "transcript_sha256": signing.sha256(transcript).hex()}]
         players = [c.node_id for c in candidates] + [j.judge_node_id for j in judgments]
-        rounds = [(result, spot_check is not None)] if result is not None else []
+        rounds = [(result, spot_check is not None, transcript)] if result is not None else []
         for node_id in await self._registry.record(events, players=players, summaries=summaries, rounds=rounds):
             node = self._registry.get(node_id)
             log.warning("node %s quarantined (reputation %.3f)", node_id, node.trust.score if node else 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -56,3 +57,6 @@ class CoordinatorSettings(DiscoverySettings):
     http_max_body_bytes: int = Field(1_000_000, ge=1024, le=64_000_000, description="largest HTTP request body accepted")
     metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint of its own (empty: off; /metrics is also on the HTTP port)")
     advertise: str = Field("", description="gRPC address announced to the swarm; default: the listen address")
+    durability: Literal["full", "normal"] = Field(
+        "normal", description="normal: no fsync per commit (a committed round survives a killed coordinator; an OS "
+        "crash or power cut may lose the last rounds, never the ledger's consistency); full: fsync every commit")

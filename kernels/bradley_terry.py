@@ -27,6 +27,9 @@ Uncertainty: the covariance of theta is the (pseudo-)inverse of the observed Fis
 the square roots of its diagonal.
 
 Returned strengths are centred (mean zero over items): only differences are identifiable.
+
+Up to ``small.SMALL_MAX`` items (a round's answers) the same iteration runs on plain Python floats
+(``small.newton``), where numpy's per-call overhead would dominate; larger problems use numpy.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from . import small
 
 DEFAULT_PRIOR = 0.1
 DEFAULT_TOL = 1e-10
@@ -138,6 +143,17 @@ def fit_wins(
     """Fit from a win matrix (see ``win_matrix``)."""
     if prior < 0 or not math.isfinite(prior):
         raise ValueError("prior must be finite and >= 0")
+    if wins.shape[0] <= small.SMALL_MAX:  # a round's handful of answers: the same iteration on plain floats
+        try:
+            theta_list, cov_list, iterations = small.newton(wins.tolist(), prior, tol, max_iter)
+        except small.SmallConvergenceError as exc:
+            raise ConvergenceError(exc.iterations, exc.residual) from None
+        return _packed(np.array(theta_list, dtype=np.float64), np.array(cov_list, dtype=np.float64), iterations)
+    return fit_wins_numpy(wins, prior=prior, tol=tol, max_iter=max_iter)
+
+
+def fit_wins_numpy(wins: NDArray[np.float64], *, prior: float, tol: float, max_iter: int) -> BTResult:
+    """``fit_wins`` on numpy arrays, whatever the size (the path above ``small.SMALL_MAX``)."""
     n = wins.shape[0]
     games = wins + wins.T
     gauge = np.full((n, n), 1.0 / n) if prior == 0 else 0.0
@@ -187,7 +203,11 @@ def _result(games: np.ndarray, point: _Point, prior: float, iterations: int) -> 
         # which only the prior pins down and which no comparison can inform.
         centre = np.eye(n) - 1.0 / n
         cov = np.asarray(centre @ np.linalg.inv(info) @ centre, dtype=np.float64)
-    theta = point.theta - point.theta.mean()
+    return _packed(point.theta - point.theta.mean(), cov, iterations)
+
+
+def _packed(theta: NDArray[np.float64], cov: NDArray[np.float64], iterations: int) -> BTResult:
+    """The result from centred strengths and their covariance."""
     ranking = np.argsort(-theta, kind="stable")
     return BTResult(theta, ranking, win_probability(theta, int(ranking[0])), np.sqrt(np.clip(np.diag(cov), 0.0, None)), cov, iterations)
 

@@ -54,6 +54,7 @@ def test_prune_archives_old_transcripts_and_the_ledger_still_verifies(tmp_path: 
     import json
 
     from swarmrank.coordinator.domain import RoundResult
+    from swarmrank.coordinator.store import round_to_json
 
     key = Identity.generate()
     store = Store(tmp_path / "p.db", key)
@@ -61,7 +62,7 @@ def test_prune_archives_old_transcripts_and_the_ledger_still_verifies(tmp_path: 
                            confidence=0.5, candidates=(), judgments=(), failures=(), elapsed_seconds=0.1,
                            created_unix=float(i)) for i in range(10)]
     store.commit([{"kind": "round", "round": r.round_id, "ts": r.created_unix} for r in results], {},
-                 rounds=[(r, False) for r in results])
+                 rounds=[(r, False, round_to_json(r)) for r in results])
     before = store.sizes()
     assert before["rounds"] == 10 and before["ledger_entries"] == 11 and before["db_bytes"] > 0
     assert store.prune_rounds(6.0, tmp_path / "archive.jsonl") == 6
@@ -72,3 +73,51 @@ def test_prune_archives_old_transcripts_and_the_ledger_still_verifies(tmp_path: 
     assert store.load_round("r7") is not None and store.load_round("r2") is None
     store.close()
     assert ledger.verify(tmp_path / "p.db", key.public_key).ok
+
+
+def test_round_transcript_is_the_same_text_as_asdict_and_round_trips() -> None:
+    """``round_to_json`` is written field by field for speed: it must stay equal to the generic
+    ``dataclasses.asdict`` encoding (a field added to a dataclass and not to it fails here)."""
+    import dataclasses
+    import json
+
+    from swarmrank.coordinator.domain import Candidate, Failure, Judgment, RankedCandidate, RoundResult
+    from swarmrank.coordinator.store import round_from_json, round_to_json
+    from swarmrank.protos.types import Preference
+
+    cands = [Candidate(f"c{i}", f"n{i}", "m", f"answer {i} é", bytes([i]) * 16, bytes([i]) * 64, i + 3, 0.25 * i)
+             for i in range(3)]
+    ranked = tuple(RankedCandidate(c, 0.5 - i, 0.1 * i, 0.3, i + 1) for i, c in enumerate(cands))
+    judgments = tuple(Judgment(f"n{i}", f"t-{i}", i % 3, (i + 1) % 3, list(Preference)[i % 3], 0.75, "why", 0.5 + i,
+                               bytes([9]) * 16, bytes([i]) * 64) for i in range(4))
+    r = RoundResult("r1", "q?", "answer 0 é", "n0", "c0", 0.625, ranked, judgments, (Failure("n4", "judge", "late"),),
+                    0.0123, 1700000000.5)
+    generic = json.dumps(dataclasses.asdict(r), default=lambda o: o.hex(), separators=(",", ":"))
+    assert round_to_json(r) == generic
+    assert round_from_json(round_to_json(r)) == r
+
+
+def test_durability_sets_sqlite_synchronous(tmp_path: Path) -> None:
+    import pytest
+
+    for durability, level in (("full", 2), ("normal", 1)):
+        store = Store(tmp_path / f"{durability}.db", Identity.generate(), durability)  # type: ignore[arg-type]
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == level
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        store.close()
+    with pytest.raises(ValueError, match="durability"):
+        Store(tmp_path / "x.db", Identity.generate(), "off")  # type: ignore[arg-type]
+
+
+def test_non_blocking_commit_writes_nothing_while_the_store_is_busy(tmp_path: Path) -> None:
+    """The registry commits a lone round on the event loop only if nothing else holds the store
+    (a prune in a thread): ``blocking=False`` then returns False and leaves the ledger as it was."""
+    store = Store(tmp_path / "b.db", Identity.generate())
+    assert not store.fsyncs
+    body = [{"kind": "round", "round": "r1", "ts": 1.0}]
+    with store._lock:
+        assert store.commit(body, {}, blocking=False) is False
+    assert store.sizes()["ledger_entries"] == 1  # the genesis entry only
+    assert store.commit(body, {}, blocking=False) is True
+    assert store.sizes()["ledger_entries"] == 2
+    store.close()

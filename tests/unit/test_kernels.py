@@ -172,3 +172,30 @@ def test_batch_gpu() -> None:
     data = [random_round(rng, 8, 24) for _ in range(32)]
     gpu, cpu = fit_batch(8, data, device="cuda"), fit_batch(8, data, device="cpu")
     assert np.allclose(gpu.strengths, cpu.strengths, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_small_problem_fast_path_equals_the_numpy_path(seed: int) -> None:
+    """Up to SMALL_MAX items ``fit`` runs the Newton iteration on plain floats; it must give what the
+    numpy path gives (strengths, covariance, iterations, ranking), with and without a prior."""
+    from swarmrank.kernels.bradley_terry import fit_wins, fit_wins_numpy
+    from swarmrank.kernels.small import SMALL_MAX
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, SMALL_MAX + 1))
+    c = random_round(rng, n, int(rng.integers(0, 4 * n)), ties=seed % 2 == 0)
+    weights = rng.uniform(0.0, 3.0, len(c))
+    for prior in (0.1, 1.0, 0.0):
+        wins = win_matrix(n, c, weights)
+        if prior == 0.0 and not strongly_connected(n, c):
+            with pytest.raises(ConvergenceError):
+                fit_wins(wins, prior=prior)
+            continue
+        fast = fit_wins(wins, prior=prior)
+        slow = fit_wins_numpy(wins, prior=prior, tol=1e-10, max_iter=200)
+        np.testing.assert_allclose(fast.strengths, slow.strengths, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(fast.covariance, slow.covariance, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(fast.standard_errors, slow.standard_errors, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(fast.win_probability, slow.win_probability, rtol=0, atol=1e-9)
+        assert fast.iterations == slow.iterations
+        assert fast.strengths.dtype == np.float64 and fast.covariance.shape == (n, n)

@@ -47,3 +47,21 @@ def test_verify_rejects_malformed_inputs() -> None:
     assert not signing.verify(me.public_key, b"short", b"p")
     with pytest.raises(ValueError):
         signing.node_id_for(b"123")
+
+
+def test_libsodium_and_openssl_verifiers_agree() -> None:
+    """``verify`` uses libsodium when PyNaCl is installed (faster); it must accept and refuse the same
+    signatures as the OpenSSL path for everything an honest or a tampering signer sends."""
+    pytest.importorskip("nacl")
+    assert signing._verify is not signing._verify_openssl
+    key, other = Identity.generate(), Identity.generate()
+    for payload in (b"", b"x", os.urandom(300)):
+        sig = key.sign(payload)
+        cases = [(key.public_key, sig, payload, True), (other.public_key, sig, payload, False),
+                 (key.public_key, sig, payload + b"!", False), (key.public_key, bytes([sig[0] ^ 1]) + sig[1:], payload, False),
+                 (key.public_key, sig[:32] + bytes([sig[32] ^ 1]) + sig[33:], payload, False),
+                 (bytes(32), sig, payload, False), (key.public_key, bytes(64), payload, False)]
+        for public_key, s, p, ok in cases:
+            assert signing._verify(public_key, s, p) is ok
+            assert signing._verify_openssl(public_key, s, p) is ok
+            assert signing.verify(public_key, s, p) is ok
