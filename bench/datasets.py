@@ -44,9 +44,11 @@ def _jsonl(path: Path) -> list[dict]:  # type: ignore[type-arg]
         return [json.loads(line) for line in f if line.strip()]
 
 
-def mmlu_prompt(question: str, options: list[str]) -> str:
+def mmlu_prompt(question: str, options: list[str], category: str = "") -> str:
+    """The question, its lettered options and, first, its category as a ``Subject:`` line (the
+    metadata the coordinator's per-topic records read: ``evidence.topic_of``)."""
     letters = "ABCDEFGHIJ"
-    lines = [question.strip(), "", "Options:"] + [f"{letters[i]}) {o}" for i, o in enumerate(options)]
+    lines = ([f"Subject: {category}", ""] if category else []) + [question.strip(), "", "Options:"] + [f"{letters[i]}) {o}" for i, o in enumerate(options)]
     return "\n".join(lines + ["", "Answer with the letter of the correct option."])
 
 
@@ -56,7 +58,7 @@ def load(data_dir: Path, dataset: str) -> AnswerMatrix:
         meta = {str(q["question_id"]): q for q in _jsonl(data_dir / "mmlu_pro" / "questions.jsonl.gz")}
         head, rows = _csv(data_dir / "mmlu_pro" / "predictions.csv.gz")
         models = head[2:]
-        questions = [Question(r[0], mmlu_prompt(meta[r[0]]["question"], meta[r[0]]["options"]), r[1], meta[r[0]]["category"])
+        questions = [Question(r[0], mmlu_prompt(meta[r[0]]["question"], meta[r[0]]["options"], meta[r[0]]["category"]), r[1], meta[r[0]]["category"])
                      for r in rows if r[0] in meta]
         answers = {m: {r[0]: r[2 + i] for r in rows} for i, m in enumerate(models)}
         correct = {m: {r[0]: r[2 + i] == r[1] for r in rows} for i, m in enumerate(models)}

@@ -22,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from swarmrank.client import AsyncClient
 from swarmrank.node import catalogue
 from swarmrank.protos.answers import answer_kind, final_answer, same_answer
 from swarmrank.node.backends.llama import LlamaCppBackend
@@ -57,7 +58,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               generate_timeout=600.0, judge_timeout=600.0) as swarm:
             name_of = dict(zip(swarm.node_ids, models))
             progress = ProgressBar("rounds", len(questions), unit="q", scale=1)
-            async with swarm.client() as client:
+            # Retries on UNAVAILABLE: on a loaded machine a node's heartbeat can arrive late while the
+            # others compute, and the round then waits for it to be healthy again instead of failing.
+            async with AsyncClient(swarm.address, retries=10) as client:
                 for prompt, gold in questions:
                     started = time.perf_counter()
                     answer = await client.ask(prompt, timeout=1200)

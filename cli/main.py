@@ -8,7 +8,7 @@
     swarmrank ledger {verify,replay}     audit a coordinator's ledger
     swarmrank swarm {init,invite} | keys | nodes remove   operate a private swarm (TLS, tokens, API keys)
     swarmrank models [--prepare]         list / prepare the offline model catalogue
-    swarmrank bench {node,kernels,replay,live,overhead,load,scale}  benchmarks (JSON with --json)
+    swarmrank bench {node,kernels,replay,offline,live,overhead,load,scale}  benchmarks (JSON with --json)
 """
 
 from __future__ import annotations
@@ -184,6 +184,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from swarmrank.bench.load import main as bench_main
     elif args.target == "scale":
         from swarmrank.bench.scale import main as bench_main
+    elif args.target == "offline":
+        from swarmrank.bench.offline import main as bench_main
     else:
         from swarmrank.bench.kernels import main as bench_main
     return bench_main(args.rest)
@@ -265,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     from . import retention; retention.add_parser(sub)  # noqa: E702
-    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,live,overhead,load,scale,discovery} --help'")
-    bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale", "discovery"])
+    bench = sub.add_parser("bench", help="benchmarks: 'bench {node,kernels,replay,offline,live,overhead,load,scale,discovery} --help'")
+    bench.add_argument("target", choices=["node", "kernels", "replay", "live", "overhead", "load", "scale", "discovery", "offline"])
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the benchmark")
     bench.set_defaults(func=cmd_bench)
     health.add_parser(sub)

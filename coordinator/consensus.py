@@ -9,10 +9,10 @@ comparison could be judged.
 
 Judging is hierarchical (``hierarchical``): a judge that preferred the same position in both
 orders of a pair said nothing about the answers and counts for nothing there; on each pair of
-answers, the most reliable judge with a verdict leads, and only judges within ``LEAD`` of its
-weight vote beside it. Weak judges decide a pair only when no stronger one has a verdict on it, so
-correlated weak judges cannot outvote a proven one, and a proven judge's silence (a tie, or
-position bias) hands the pair to the next tier instead of to a coin.
+answers, the most reliable judge decides when it has a verdict (judges within ``LEAD`` of its
+weight vote beside it), and when it has none (a tie, or position bias) every other judge votes with
+its weight. Correlated weak judges cannot outvote a proven one, and a proven judge's silence hands
+the pair to the rest of the panel instead of to a coin.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .domain import Candidate, Judgment
 from .trust import Trust
 
 OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
-LEAD = 0.5  # judges weighing at least this fraction of a pair's leading judge vote beside it
+LEAD = 1.0  # when a pair's heaviest judge speaks, judges weighing at least this fraction of it vote beside it
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,16 @@ def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Ma
     return votes
 
 
+def judge_weight(t: Trust | None, topic: str = "") -> float:
+    """Log-odds of the judge record's lower confidence bound above a coin (0 without confident
+    evidence), on the question's ``topic`` (``Trust.judge_record_on``), squeezed below the cap while
+    on probation."""
+    if t is None or not t.eligible:
+        return 0.0
+    w = evidence.weight(*(t.judge_record_on(topic) if topic else t.judge_record), evidence.PAIRWISE_CHANCE)
+    return evidence.on_probation(w) if t.status == "probation" else w
+
+
 def _sign(j: Judgment) -> int:
     """+1 if the verdict prefers the lower-numbered answer of its pair, -1 the other, 0 a tie."""
     if j.preference == Preference.TIE:
@@ -90,7 +100,12 @@ def hierarchical(judgments: Sequence[Judgment], group_of: Sequence[int]) -> list
         signs[key[0]] = signs.get(key[0], 0) + sum(_sign(replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]))
                                                    for j in js)
     weight_of = {j.judge_node_id: j.weight for j in judgments}
-    lead = {pair: max((weight_of[judge] for judge, s in signs.items() if s != 0), default=0.0) for pair, signs in net.items()}
+    heaviest: dict[tuple[int, int], tuple[float, bool]] = {}  # per pair: the heaviest judge's weight, and did it speak
+    for key, js in position.items():
+        pair = (min(group_of[key[1]], group_of[key[2]]), max(group_of[key[1]], group_of[key[2]]))
+        spoke = key not in biased and net.get(pair, {}).get(key[0], 0) != 0
+        heaviest[pair] = max(heaviest.get(pair, (-1.0, False)), (weight_of[key[0]], spoke))
+    lead = {pair: w if spoke else 0.0 for pair, (w, spoke) in heaviest.items()}
     out = []
     for j in judgments:
         a, b = group_of[j.answer_a], group_of[j.answer_b]

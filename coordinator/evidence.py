@@ -24,8 +24,12 @@ WEIGHT_Z = 1.645       # one-sided 95% lower bound for weights
 QUARANTINE_Z = 1.96    # upper end of a two-sided 95% interval for quarantine
 PAIRWISE_CHANCE = 0.5
 FREE_FORM_CHANCE = 0.01  # an open answer is rarely right by luck; kept above 0 so log-odds stay finite
+# Until a node has passed ``reputation.PROVEN_AFTER`` ground-truth checks its weight (judge or
+# generator) stays below a cap (``on_probation``): ten fresh identities weigh at most 10 x 0.02 = 0.2.
+PROBATION_WEIGHT_CAP = 0.02
 _EPS = 1e-6
 _OPTION = re.compile(r"^\s*\(?([A-J])[).:]\s", re.M)
+_TOPIC = re.compile(r"\A\s*Subject:[ \t]*([^\n]{1,64}?)[ \t]*$", re.M)
 
 
 def wilson(successes: float, n: float, z: float) -> tuple[float, float]:
@@ -50,6 +54,12 @@ def weight(successes: float, n: float, chance: float) -> float:
     return log_odds_above(wilson(successes, n, WEIGHT_Z)[0], chance)
 
 
+def on_probation(w: float) -> float:
+    """A weight squeezed below ``PROBATION_WEIGHT_CAP`` in the same order (w / (1 + w) of the cap): a
+    young swarm, all on probation, still lets its best-proven members lead."""
+    return PROBATION_WEIGHT_CAP * w / (1.0 + w)
+
+
 def confidently_below(successes: float, n: float, line: float) -> bool:
     """Is the accuracy below ``line`` with 95% confidence?"""
     return n > 0 and wilson(successes, n, QUARANTINE_Z)[1] < line
@@ -60,6 +70,12 @@ def chance_of(prompt: str) -> float:
     else that of a free-form answer."""
     letters = set(_OPTION.findall(prompt))
     return 1.0 / len(letters) if len(letters) >= 2 else FREE_FORM_CHANCE
+
+
+def topic_of(prompt: str) -> str:
+    """A question's topic from its metadata: a first line ``Subject: <topic>`` ("" without one)."""
+    match = _TOPIC.match(prompt)
+    return match.group(1).strip().lower() if match else ""
 
 
 def select(weights: Mapping[str, float], top: int) -> dict[str, float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import struct
 from collections.abc import Iterator, Sequence
@@ -25,10 +26,10 @@ from typing import Any
 from swarmrank.protos import signing
 from swarmrank.protos.signing import Identity
 
-from . import reputation
+from . import consensus, reputation
 from .domain import RoundResult
 from .node_table import TRUST_COLUMNS, trust_from_row
-from .trust import RECORD_PRIOR, Trust
+from .trust import RECORD_PRIOR, TOPIC_PRIOR, Trust
 
 ZERO_HASH = bytes(32)
 TAG = b"swarmrank/ledger/1\x00"
@@ -57,7 +58,8 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
             "min_truths": reputation.MIN_TRUTHS, "accuracy_line": reputation.ACCURACY_LINE,
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
-            "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED}
+            "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED,
+            "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR if math.isfinite(TOPIC_PRIOR) else "off"}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

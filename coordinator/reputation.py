@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 from swarmrank.protos.types import Preference
 
 from . import evidence
+from . import consensus
 from .consensus import Consensus
 from .domain import Judgment
 from .trust import Trust
@@ -59,7 +60,7 @@ QUARANTINE = 0.1
 MIN_TRUTHS = 4
 ACCURACY_LINE = {"generator": 0.25, "judge": 0.6}
 PROVEN_AFTER = 5
-PROBATION_WEIGHT_CAP = 0.02
+PROBATION_WEIGHT_CAP = evidence.PROBATION_WEIGHT_CAP
 UNPROVEN_WEIGHT = 1e-3  # every judge's weight while no judge has earned any (the start of a swarm)
 TOP_JUDGES = 4  # judges whose verdicts count in a round: the most reliable few, not a diluted crowd
 DECAY_SECONDS = 7 * 86400.0
@@ -80,15 +81,19 @@ class Event:
     value: float = 0.0   # evidence in [-1, 1]; admission score in [0, 1]
     round_id: str = ""
     role: str = ""       # evidence: "generator" or "judge"; penalty: the sole role the node plays, if one
+    topic: str = ""      # spot-check evidence: the question's topic (``evidence.topic_of``), if it has one
 
     def to_body(self) -> dict[str, object]:
-        return {"kind": self.kind, "node": self.node_id, "ts": self.ts, "source": self.source,
-                "value": self.value, "round": self.round_id, "role": self.role}
+        body: dict[str, object] = {"kind": self.kind, "node": self.node_id, "ts": self.ts, "source": self.source,
+                                   "value": self.value, "round": self.round_id, "role": self.role}
+        if self.topic:  # absent otherwise: entries without a topic stay as older ledgers hold them
+            body["topic"] = self.topic
+        return body
 
     @classmethod
     def from_body(cls, body: Mapping[str, object]) -> Event:
         return cls(str(body["kind"]), str(body["node"]), float(body["ts"]), str(body["source"]),  # type: ignore[arg-type]
-                   float(body["value"]), str(body["round"]), str(body["role"]))  # type: ignore[arg-type]
+                   float(body["value"]), str(body["round"]), str(body["role"]), str(body.get("topic", "")))  # type: ignore[arg-type]
 
 
 def decayed(t: Trust, ts: float) -> Trust:
@@ -141,13 +146,24 @@ def apply(t: Trust | None, e: Event) -> Trust:
         elif e.role == "judge":
             t = replace(t, judge=t.judge + rate * (e.value - t.judge))
             if recorded:
-                t = replace(t, judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1)
+                t = replace(t, judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1,
+                            judge_topics=_add_topic(t.judge_topics, e.topic, e.value))
             elif e.source == "position_bias":
                 t = replace(t, judge_biased=t.judge_biased + 1)
         else:
             raise ValueError(f"evidence needs a role, got {e.role!r}")
         return _settle(replace(t, truths_passed=passed), e.role)
     raise ValueError(f"unknown event kind {e.kind!r}")
+
+
+def _add_topic(topics: tuple[tuple[str, float, int], ...], topic: str, value: float) -> tuple[tuple[str, float, int], ...]:
+    """The per-topic record with one more observation ``value`` on ``topic`` (unchanged without one)."""
+    if not topic:
+        return topics
+    table = {name: (total, n) for name, total, n in topics}
+    total, n = table.get(topic, (0.0, 0))
+    table[topic] = (total + value, n + 1)
+    return tuple((name, *table[name]) for name in sorted(table))
 
 
 def replay(events: Iterable[Event]) -> dict[str, Trust]:
@@ -157,19 +173,13 @@ def replay(events: Iterable[Event]) -> dict[str, Trust]:
     return table
 
 
-def judge_weight(t: Trust | None) -> float:
-    """Log-odds of the judge record's lower confidence bound above a coin (0 without confident
-    evidence), capped while on probation."""
-    if t is None or not t.eligible:
-        return 0.0
-    weight = evidence.weight(*t.judge_record, evidence.PAIRWISE_CHANCE)
-    return min(weight, PROBATION_WEIGHT_CAP) if t.status == "probation" else weight
+judge_weight = consensus.judge_weight  # the rule lives with the fit that uses it (per topic)
 
 
-def judge_weights(trusts: Mapping[str, Trust], judges: Iterable[str], top: int) -> dict[str, float]:
+def judge_weights(trusts: Mapping[str, Trust], judges: Iterable[str], top: int, topic: str = "") -> dict[str, float]:
     """The weights of a round's judges: only the ``top`` most reliable count (``evidence.select``);
     when none has earned weight yet, every eligible one counts the same, a little."""
-    weights = evidence.select({j: judge_weight(trusts.get(j)) for j in judges}, top)
+    weights = evidence.select({j: judge_weight(trusts.get(j), topic) for j in judges}, top)
     if not any(weights.values()):
         return {j: (UNPROVEN_WEIGHT if (t := trusts.get(j)) is not None and t.eligible else 0.0) for j in weights}
     return weights
@@ -215,11 +225,12 @@ def judge_values(scored: Iterable[tuple[str, tuple[int, int], float, Preference]
 
 
 def _role_events(round_id: str, ts: float, source: str, generators: Mapping[str, float],
-                 judges: Mapping[str, list[float]]) -> list[Event]:
-    """Generator events with their values, then judge events with the mean of their pair values."""
+                 judges: Mapping[str, list[float]], topic: str = "") -> list[Event]:
+    """Generator events with their values, then judge events with the mean of their pair values
+    (judge evidence carries the question's ``topic``: the per-topic record is a judge's)."""
     events = [Event("evidence", node, ts, source, generators[node], round_id, "generator") for node in sorted(generators)]
     for node in sorted(judges):
-        events.append(Event("evidence", node, ts, source, sum(judges[node]) / len(judges[node]), round_id, "judge"))
+        events.append(Event("evidence", node, ts, source, sum(judges[node]) / len(judges[node]), round_id, "judge", topic))
     return events
 
 
@@ -252,6 +263,7 @@ def round_events(
 
 def spot_check_events(
     round_id: str, ts: float, correct: Sequence[bool], answer_of_generator: Mapping[str, int], judgments: Sequence[Judgment],
+    topic: str = "",
 ) -> list[Event]:
     """Ground truth from a hidden calibration round: ``correct[i]`` says whether answer i is right
     (planted known answers included). Judges are scored on pairs where exactly one answer is right."""
@@ -267,7 +279,7 @@ def spot_check_events(
     # position both ways is a "position_bias" event. One observation of each per spot check (pairs
     # of one question are not independent evidence): the mean over the pairs it decided.
     decided = {node: [v for v in values if v not in (0.0, INCONSISTENT)] for node, values in judges.items()}
-    events = _role_events(round_id, ts, "spot_check", generators, {node: v for node, v in decided.items() if v})
+    events = _role_events(round_id, ts, "spot_check", generators, {node: v for node, v in decided.items() if v}, topic)
     events += [Event("evidence", node, ts, "position_bias", INCONSISTENT, round_id, "judge")
                for node in sorted(judges) if INCONSISTENT in judges[node]]
     return events

@@ -23,7 +23,7 @@ import numpy as np
 
 from swarmrank.protos import limits, signing
 
-from . import ask_params, dispatch, failed_calls, judging_plan, ledger, reputation, spot_checks, verification
+from . import ask_params, dispatch, evidence, failed_calls, judging_plan, ledger, reputation, spot_checks, verification
 from . import consensus as consensus_mod
 from .calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge
 from .domain import (
@@ -225,7 +225,8 @@ class RoundRunner:
         texts = [c.text.strip() for c in candidates]
         pairs = [(a, b) for a, b in judging_plan.schedule(len(candidates), self._rng) if texts[a] != texts[b]]
         tag = uuid.uuid4().hex[:8]
-        weights = reputation.judge_weights(self._registry.trusts(), sorted(by_id), self._settings.top_judges)
+        weights = reputation.judge_weights(self._registry.trusts(), sorted(by_id), self._settings.top_judges,
+                                           evidence.topic_of(state.params.prompt))
         planned, unassigned = judging_plan.assign(pairs, [frozenset({c.node_id}) for c in candidates], sorted(by_id),
                                                   self._rng, round_tag=tag, per_pair=self._settings.judges_per_pair,
                                                   weights=weights)
@@ -297,7 +298,7 @@ class RoundRunner:
         events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties, sole_roles)
         if spot_check is not None and candidates:
             events += reputation.spot_check_events(state.round_id, ts, spot_checks.correctness(candidates, spot_check),
-                                                   answer_of, [*judgments, *planted])
+                                                   answer_of, [*judgments, *planted], evidence.topic_of(spot_check.question))
         transcript = round_to_json(result) if result is not None else ""
         summaries = [] if result is None else [{**ledger.round_summary(
             result, ts, spot_check=spot_check is not None, generators=[c.node_id for c in candidates],

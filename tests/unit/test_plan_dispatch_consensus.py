@@ -211,3 +211,11 @@ def test_likelihood_verdicts_have_no_position() -> None:
     assert (ab.preference, ba.preference) == (Preference.A, Preference.B)
     assert ab.confidence == pytest.approx(ba.confidence) and ab.confidence > 0.5
     assert verdict_from_likelihoods(-1.0, -1.01).preference == Preference.TIE
+
+
+def test_probation_weights_stay_capped_but_keep_their_order() -> None:
+    from swarmrank.coordinator import evidence
+    assert 0 < evidence.on_probation(0.5) < evidence.on_probation(2.0) < evidence.PROBATION_WEIGHT_CAP
+    fresh = Trust(0.5, 0.5, "probation", 0.0, 0, 0.0, 0, 100.0, 100)
+    assert 0 < consensus.judge_weight(fresh) < evidence.PROBATION_WEIGHT_CAP
+

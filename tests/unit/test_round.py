@@ -255,3 +255,18 @@ async def test_admission_uses_the_same_verification(tmp_path: Path) -> None:
 def test_the_fake_judge_prefers_what_it_is_told() -> None:
     judge = prefers_containing("4")
     assert (judge("q", "4", "5"), judge("q", "5", "4"), judge("q", "5", "6")) == (Preference.A, Preference.B, Preference.TIE)
+
+
+async def test_per_topic_records_survive_the_store_and_the_ledger_replays_them(tmp_path: Path) -> None:
+    s = Swarm(tmp_path, [honest(1), honest(2)], spot_check_rate=0.0)
+    try:
+        await admit(s.registry, s.nodes)
+        node_id = s.nodes[0].node_id
+        await s.registry.record([reputation.Event("evidence", node_id, 10.0 + i, "spot_check", v, f"r{i}", "judge", topic)
+                                 for i, (v, topic) in enumerate([(1.0, "law"), (-1.0, "law"), (1.0, "physics"), (1.0, "")])])
+        stored = s.store.load_nodes()  # what a restarted coordinator reads back
+        trust = next(n.trust for n in stored if n.node_id == node_id)
+        assert trust.judge_topics == (("law", 0.0, 2), ("physics", 1.0, 1)) and trust.judge_n == 4
+        assert ledger.replay_and_compare(s.db).mismatches == []
+    finally:
+        await s.close()

@@ -292,3 +292,26 @@ def test_a_penalty_quarantines_by_the_roles_a_node_plays() -> None:
     kept = apply(judge_only, penalty)
     assert kept.status == "established" and kept.judge == pytest.approx(judge_only.judge - reputation.PENALTY["bad_signature"])
     assert apply(judge_only, replace(penalty, role="")).status == "quarantined"  # as a two-role node: generator 0.05
+
+
+def test_per_topic_records_shrink_to_the_overall_record_and_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from swarmrank.coordinator import consensus, evidence as ev, trust as trust_module
+    from swarmrank.coordinator.reputation import Event, apply, spot_check_events
+    assert ev.topic_of("Subject: Law\n\nWho ...") == "law" and ev.topic_of("Who ...\nSubject: law") == ""
+    t = apply(None, Event("admit", "n", 0.0, "calibration", 1.0))
+    events = [Event("evidence", "n", 1.0 + i, "spot_check", 1.0 if i % 2 else -1.0, f"r{i}", "judge", "law") for i in range(10)]
+    events += [Event("evidence", "n", 20.0 + i, "spot_check", 1.0, f"s{i}", "judge", "physics") for i in range(30)]
+    for e in events:
+        t = apply(t, Event.from_body(e.to_body()))  # the topic survives the ledger's body
+    assert dict((name, n) for name, _, n in t.judge_topics) == {"law": 10, "physics": 30}
+    overall, n = t.judge_record
+    assert t.judge_record_on("law") == (overall, n)  # the default: recorded, weights from the overall record
+    monkeypatch.setattr(trust_module, "TOPIC_PRIOR", 50.0)
+    law, physics = t.judge_record_on("law")[0], t.judge_record_on("physics")[0]
+    assert law < overall < physics and t.judge_record_on("chemistry") == (overall, n)
+    assert consensus.judge_weight(t, "law") < consensus.judge_weight(t) < consensus.judge_weight(t, "physics")
+    # shrinkage: 10 law observations at 50% do not pull the estimate all the way from the overall 87.5%
+    assert 0.5 * n < law < overall
+    assert "topic" not in Event("evidence", "n", 1.0, "spot_check", 1.0, "r", "judge").to_body()  # older entries unchanged
+    ev_topic = spot_check_events("r", 1.0, [True, False], {"g": 0}, [], "law")
+    assert all(e.topic == "law" for e in ev_topic if e.role == "judge")
