@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(getattr(pytest.mark, item.path.parent.name))
 
 
+def _excludes_every(config: pytest.Config, marker: str) -> bool:
+    """Whether ``-m`` deselects every test carrying ``marker``, whatever other markers it has."""
+    from _pytest.mark.expression import Expression
+
+    if not config.option.markexpr:
+        return False
+    expression = Expression.compile(config.option.markexpr)
+    return not any(expression.evaluate(lambda name, /, **_: name == marker or others) for others in (False, True))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The quick loop (``-m "not e2e"``) does not even import the e2e modules: they would be
+    deselected anyway, and importing them (and what they import) costs seconds."""
+    if collection_path.name == "e2e" and collection_path.parent == Path(__file__).parent and _excludes_every(config, "e2e"):
+        return True
+    return None
+
+
 @pytest.fixture(scope="session")
 def bigram_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_bigram_onnx(tmp_path_factory.mktemp("onnx") / "bigram.onnx")
@@ -43,6 +62,7 @@ def bg() -> Iterator[BackgroundLoop]:
     loop.close()
 
 
+@functools.cache
 def models_available() -> bool:
     try:
         import llama_cpp  # noqa: F401
@@ -56,7 +76,13 @@ def models_available() -> bool:
     return True
 
 
-requires_models = pytest.mark.skipif(not models_available(), reason="needs the models extra (llama-cpp-python + GGUF packages)")
+# Checked when a test carrying it is about to run (not at import: the quick loop never needs llama.cpp).
+requires_models = pytest.mark.models
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("models") is not None and not models_available():
+        pytest.skip("needs the models extra (llama-cpp-python + GGUF packages)")
 
 
 @pytest.fixture()
