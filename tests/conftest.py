@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,8 +87,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("needs the models extra (llama-cpp-python + GGUF packages)")
 
 
-@pytest.fixture()
-def swarm(bg, tmp_path):
+@contextlib.contextmanager
+def running_swarm(bg: BackgroundLoop, tmp_path: Path) -> Iterator[tuple[RunningCoordinator, list[RunningNode], Any]]:
     """A real coordinator and three real nodes (different tiny ONNX models) on 127.0.0.1."""
     coord = RunningCoordinator(bg, coordinator_settings(tmp_path, heartbeat_interval=2.0, seed=7))  # late heartbeats under load
     nodes = []
@@ -98,8 +100,28 @@ def swarm(bg, tmp_path):
     channel = grpc.insecure_channel(coord.address)
     stub = coordinator_pb2_grpc.CoordinatorStub(channel)
     wait_for(lambda: sum(n.state == "healthy" for n in stub.ListNodes(cpb.ListNodesRequest(), timeout=5).nodes) == 3)
-    yield coord, nodes, stub
-    channel.close()
-    for n in nodes:
-        n.stop()
-    coord.stop()
+    try:
+        yield coord, nodes, stub
+    finally:
+        channel.close()
+        for n in nodes:
+            n.stop()
+        coord.stop()
+
+
+@pytest.fixture()
+def swarm(bg, tmp_path):
+    """A swarm of its own, for a test that changes it (registers nodes, stops one, ...)."""
+    with running_swarm(bg, tmp_path) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def module_swarm(tmp_path_factory: pytest.TempPathFactory):
+    """One swarm for the tests of a module that only ask and read (starting one costs a second or more)."""
+    loop = BackgroundLoop()
+    try:
+        with running_swarm(loop, tmp_path_factory.mktemp("swarm")) as s:
+            yield s
+    finally:
+        loop.close()
