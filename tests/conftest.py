@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import grpc  # noqa: E402
+import hypothesis  # noqa: E402
 
 from helpers import (  # noqa: E402
     CORPORA, BackgroundLoop, RunningCoordinator, RunningNode, build_bigram_onnx, coordinator_settings, wait_for,
@@ -21,6 +23,12 @@ from swarmrank.node.settings import NodeSettings  # noqa: E402
 from swarmrank.protos.v1 import coordinator_pb2 as cpb  # noqa: E402
 from swarmrank.protos.v1 import coordinator_pb2_grpc  # noqa: E402
 
+
+# Property and fuzz tests: a few examples each in the quick loop; SWARMRANK_HYPOTHESIS=long (or
+# pytest --hypothesis-profile=long) runs many.
+hypothesis.settings.register_profile("quick", max_examples=15, deadline=None)
+hypothesis.settings.register_profile("long", max_examples=300, deadline=None)
+hypothesis.settings.load_profile(os.environ.get("SWARMRANK_HYPOTHESIS", "quick"))
 
 pytest_plugins = ["reaper"]  # every process a test or fixture starts is killed when it fails, and at the end
 
