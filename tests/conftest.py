@@ -103,7 +103,7 @@ def running_swarm(bg: BackgroundLoop, tmp_path: Path) -> Iterator[tuple[RunningC
     for name, corpus in CORPORA.items():
         model = build_bigram_onnx(tmp_path / f"{name}.onnx", corpus)
         nodes.append(RunningNode(bg, NodeSettings(listen="127.0.0.1:0", key_path=tmp_path / f"{name}.key", model=name,
-                                                  coordinator=coord.address, default_max_tokens=40),
+                                                  coordinator=coord.address, default_max_tokens=16),
                                  OnnxBackend(model, name=name)))
     channel = grpc.insecure_channel(coord.address)
     stub = coordinator_pb2_grpc.CoordinatorStub(channel)
