@@ -181,7 +181,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     p.add_argument("--tls", action="store_true", help="also measure a private swarm (mTLS to nodes, TLS + API key to the "
                    "coordinator) in the same run and report its round latency against plaintext")
-    p.add_argument("--http", action="store_true", help="also measure the HTTP API's added latency over gRPC Ask")
+    p.add_argument("--http", action="store_true", help="also measure the HTTP API's added latency over gRPC Ask "
+                   "(clients: aiohttp, which decides the goal, httpx and the openai package)")
     return p
 
 

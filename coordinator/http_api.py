@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import inspect
 import logging
 import socket
 import time
@@ -23,12 +23,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import openai_format as fmt
 from .domain import RoundEvent, RoundResult
 from .errors import CoordinatorError, InvalidAsk, QuorumNotReached, RateLimited
 from .http_auth import Authenticator, AuthRefused, Principal, bearer_token
+from .http_json import JSONDecodeError, dumps, loads
+from .http_protocol import OneWriteHttpProtocol
 from .metrics import CoordinatorMetrics
 from .observed import ObservedRoundRunner
 from .registry import Registry
@@ -45,6 +48,16 @@ AUTH_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_l
 _END = object()
 
 
+class _PlainRoute(Route):
+    """A Starlette route that names itself in the scope, as FastAPI's routes do (requests by route)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, kind: str, code: str | None = None, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -58,7 +71,16 @@ def _from_coordinator(exc: CoordinatorError) -> ApiError:
 
 
 def _sse(payload: dict[str, Any] | str) -> bytes:
-    return f"data: {payload if isinstance(payload, str) else json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+    return b"data: " + (payload.encode() if isinstance(payload, str) else dumps(payload)) + b"\n\n"
+
+
+class FastJSONResponse(Response):
+    """JSON with the fastest encoder at hand (orjson when installed): the answer is the hot path."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
 
 
 def member_models(registry: Registry) -> list[str]:
@@ -76,21 +98,24 @@ async def _read_body(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise ApiError(413, f"request body larger than {limit} bytes", "invalid_request_error", "body_too_large")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return loads(body)
+    except (UnicodeDecodeError, JSONDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", "invalid_request_error", "invalid_json") from None
 
 
 def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: CoordinatorMetrics, authenticator: Authenticator,
               *, max_body_bytes: int, max_k: int, extra_routes: Callable[[FastAPI, Callable[..., Any]], None] | None = None,
               ) -> FastAPI:
-    app = FastAPI(title="swarmrank coordinator", docs_url=None, redoc_url=None, openapi_url=None)
+    options: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI).parameters:  # FastAPI >= 0.16x asks OpenTelemetry on every request
+        options["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="swarmrank coordinator", docs_url=None, redoc_url=None, openapi_url=None, **options)
 
-    def error_response(exc: ApiError) -> JSONResponse:
-        return JSONResponse(fmt.error_body(str(exc), exc.kind, exc.code, exc.param), exc.status, headers=exc.headers)
+    def error_response(exc: ApiError) -> Response:
+        return FastJSONResponse(fmt.error_body(str(exc), exc.kind, exc.code, exc.param), exc.status, headers=exc.headers)
 
     @app.exception_handler(ApiError)
-    async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def on_api_error(request: Request, exc: ApiError) -> Response:
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
@@ -106,20 +131,23 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
 
     app.add_middleware(_CountRequests, metrics=metrics)
 
+    def authenticate(request: Request, scope: str) -> Principal:
+        try:
+            return authenticator.authenticate(bearer_token(request.headers.get("authorization")), scope)
+        except AuthRefused as exc:
+            metrics.auth_refusals.labels(exc.reason).inc()
+            log.warning("HTTP %s refused (%s) from %s", request.url.path, exc.reason,
+                        request.client.host if request.client else "?")
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            raise ApiError(exc.status, str(exc), AUTH_TYPES.get(exc.status, "authentication_error"), exc.reason,
+                           headers=headers) from None
+
     def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
         async def check(request: Request) -> Principal:  # async: no thread-pool hop per request
-            try:
-                return authenticator.authenticate(bearer_token(request.headers.get("authorization")), scope)
-            except AuthRefused as exc:
-                metrics.auth_refusals.labels(exc.reason).inc()
-                log.warning("HTTP %s refused (%s) from %s", request.url.path, exc.reason,
-                            request.client.host if request.client else "?")
-                headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-                raise ApiError(exc.status, str(exc), AUTH_TYPES.get(exc.status, "authentication_error"), exc.reason,
-                               headers=headers) from None
+            return authenticate(request, scope)
         return check
 
-    ask_scope, read_scope = Depends(require("ask")), Depends(require("read"))
+    read_scope = Depends(require("read"))
 
     @app.get("/v1/models", dependencies=[read_scope])
     async def list_models() -> dict[str, Any]:
@@ -133,11 +161,15 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
         raise ApiError(404, f"the model {model_id!r} does not exist or no node serves it", "invalid_request_error",
                        "model_not_found", "model")
 
-    @app.post("/v1/chat/completions", dependencies=[ask_scope])
+    # The hot path is a plain Starlette route: FastAPI's dependency solving and request handler cost
+    # more per request than everything this endpoint does itself (bench overhead --http).
     async def chat_completions(request: Request) -> Response:
+        authenticate(request, "ask")
         body = await _read_body(request, max_body_bytes)
         try:
-            chat = fmt.parse_chat_request(body, set(member_models(registry)), max_k)
+            # Member models only matter when one is named: no registry scan for the usual "swarm".
+            named = not (isinstance(body, dict) and body.get("model") == fmt.SWARM_MODEL)
+            chat = fmt.parse_chat_request(body, set(member_models(registry)) if named else set(), max_k)
         except fmt.RequestProblem as exc:
             status = 404 if exc.code == "model_not_found" else 400
             raise ApiError(status, str(exc), "invalid_request_error", exc.code, exc.param) from None
@@ -146,8 +178,10 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
                 result = await runner.run(chat.params)
             except CoordinatorError as exc:
                 raise _from_coordinator(exc) from None
-            return JSONResponse(fmt.completion(result, chat.model))
+            return FastJSONResponse(fmt.completion(result, chat.model))
         return await _stream(chat)
+
+    app.router.routes.append(_PlainRoute("/v1/chat/completions", chat_completions, methods=["POST"]))
 
     async def _stream(chat: fmt.ChatRequest) -> Response:
         events: asyncio.Queue[Any] = asyncio.Queue()
@@ -196,7 +230,10 @@ def build_app(runner: ObservedRoundRunner, registry: Registry, metrics: Coordina
         return StreamingResponse(body(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/metrics")
+    # Same rule as the API: open on a loopback dev coordinator, any client API key in a swarm
+    # (Prometheus sends one as a bearer token). --metrics-listen serves an unauthenticated copy for
+    # an internal address.
+    @app.get("/metrics", dependencies=[read_scope])
     async def scrape() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -215,6 +252,7 @@ class _CountRequests:
     def __init__(self, app: ASGIApp, metrics: CoordinatorMetrics) -> None:
         self._app = app
         self._metrics = metrics
+        self._counters: dict[tuple[str, int], Any] = {}  # labels() takes a lock and builds a key per call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -231,8 +269,11 @@ class _CountRequests:
         try:
             await self._app(scope, receive, watch)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self._metrics.http_requests.labels(route, str(status)).inc()
+            route = getattr(scope.get("route"), "path", "unmatched")  # a bounded set: routes, not raw paths
+            counter = self._counters.get((route, status))
+            if counter is None:
+                counter = self._counters[route, status] = self._metrics.http_requests.labels(route, str(status))
+            counter.inc()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -287,9 +328,10 @@ async def start_http(app: FastAPI, listen: str, *, grace: float = 3.0,
     sock = bind(listen)
     host, port = sock.getsockname()[:2]
     certfile, keyfile = (str(tls_files[0]), str(tls_files[1])) if tls_files else (None, None)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=int(max(1, grace)), timeout_keep_alive=5,
-                            ssl_certfile=certfile, ssl_keyfile=keyfile)
+    # No "server: uvicorn" header: it names the stack and is parsed by every client for nothing.
+    config = uvicorn.Config(app, http=OneWriteHttpProtocol, ws="none", server_header=False, log_level="warning",
+                            access_log=False, lifespan="off", timeout_graceful_shutdown=int(max(1, grace)),
+                            timeout_keep_alive=5, ssl_certfile=certfile, ssl_keyfile=keyfile)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

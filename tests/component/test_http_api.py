@@ -282,10 +282,16 @@ def test_swarm_serves_https_and_asks_for_api_keys(tmp_path: Path) -> None:
             with pytest.raises(openai.AuthenticationError):
                 openai.OpenAI(base_url=base + "/v1", api_key="wrong", max_retries=0,
                               http_client=httpx.Client(verify=verify, timeout=30)).models.list()
-            text = http.get(base + "/metrics").text
-        assert 'swarmrank_auth_refusals_total{reason="api_key_missing"} 1.0' in text
+            # /metrics follows the API's rule: a scraper sends a client API key as a bearer token
+            r = http.get(base + "/metrics")
+            assert r.status_code == 401 and r.json()["error"]["code"] == "api_key_missing"
+            assert "swarmrank_" not in r.text
+            scrape = http.get(base + "/metrics", headers={"authorization": f"Bearer {admin_key}"})
+            assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+            text = scrape.text
+        assert 'swarmrank_auth_refusals_total{reason="api_key_missing"} 2.0' in text
         assert sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("swarmrank_auth_refusals_total{")) == 3
+                   if line.startswith("swarmrank_auth_refusals_total{")) == 4
         with pytest.raises(httpx.HTTPError):  # no plaintext on the TLS port
             httpx.get(f"http://{coord.http_address}/v1/models", timeout=10).raise_for_status()
     finally:
