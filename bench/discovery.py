@@ -42,12 +42,12 @@ GOAL_SECONDS = 10.0
 class _Tasks:
     def __init__(self) -> None:
         self.stops: list[asyncio.Event] = []
-        self.tasks: list[asyncio.Task[None]] = []
+        self.tasks: list[asyncio.Task[object]] = []
 
-    async def start(self, make: Callable[[asyncio.Future[str], asyncio.Event], Awaitable[None]]) -> str:
+    async def start(self, make: Callable[[asyncio.Future[str], asyncio.Event], Awaitable[object]]) -> str:
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         stop = asyncio.Event()
-        task: asyncio.Task[None] = asyncio.ensure_future(make(ready, stop))
+        task: asyncio.Task[object] = asyncio.ensure_future(make(ready, stop))
         self.stops.append(stop)
         self.tasks.append(task)
         waiting: set[asyncio.Future[Any]] = {task, ready}
@@ -82,8 +82,8 @@ def _coordinator_settings(workdir: Path) -> CoordinatorSettings:
 
 
 def _node(settings: NodeSettings, name: str, discovery: Libp2pDiscovery | None = None
-          ) -> Callable[[asyncio.Future[str], asyncio.Event], Awaitable[None]]:
-    def start(ready: asyncio.Future[str], stop: asyncio.Event) -> Awaitable[None]:
+          ) -> Callable[[asyncio.Future[str], asyncio.Event], Awaitable[object]]:
+    def start(ready: asyncio.Future[str], stop: asyncio.Event) -> Awaitable[object]:
         return serve_node(settings, backend=ReplayBackend(_truth(), name=name),
                           on_ready=lambda *_: ready.set_result(""), stop=stop, discovery=discovery)
 

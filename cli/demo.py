@@ -32,6 +32,9 @@ HTTP_READY = re.compile(r"HTTP API on (\S+)")
 
 
 PARENT_ENV = "SWARMRANK_DIE_WITH_PARENT"
+# Calls a registration may wait for: the coordinator's default calibration (4 generation and 2
+# pairwise challenges) with room to spare.
+REGISTER_CALLS = 8
 
 
 def die_with_parent_if_asked() -> None:
@@ -172,7 +175,10 @@ def run_demo(args: argparse.Namespace) -> int:
             for name in models:
                 children.append(Child(name, ["node", "start", "--model", name, "--listen", "127.0.0.1:0", "--coordinator", address,
                                              "--key-path", str(work / f"{name}.key"), "--n-threads", str(threads),
-                                             "--tls-dir", str(work / f"{name}-tls")],
+                                             "--tls-dir", str(work / f"{name}-tls"),
+                                             # registration waits for calibration: several calls, each
+                                             # allowed the whole --timeout above
+                                             "--register-timeout", str(args.timeout * REGISTER_CALLS)],
                                       work / f"{name}.log", env={"SWARMRANK_NODE_JOIN": token}))  # not in argv: ps shows argv
             for child in children[1:]:
                 _say(quiet, f"node {child.name} on {child.wait_ready(300)}")

@@ -54,7 +54,7 @@ def _settings_from(args: argparse.Namespace, settings_cls: Any) -> Any:
 
 
 def cmd_node_start(args: argparse.Namespace) -> int:
-    from swarmrank.node.daemon import serve
+    from swarmrank.node.daemon import run
     from swarmrank.node.settings import NodeSettings
 
     from . import logs
@@ -65,7 +65,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
     def ready(node_id: str, address: str) -> None:
         print(f"swarmrank node {node_id} listening on {address}", flush=True)
 
-    asyncio.run(serve(settings, on_ready=ready))
+    run(settings, on_ready=ready)
     return 0
 
 

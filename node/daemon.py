@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
+import threading
 from collections.abc import Callable
 
 from swarmrank.discovery.config import open_discovery
@@ -31,6 +34,8 @@ from .swarm_join import join_discovered, node_record
 log = logging.getLogger("swarmrank.node")
 
 NODE_SERVICE_NAME = node_pb2.DESCRIPTOR.services_by_name["Node"].full_name
+MODEL_CALL_MIN_WAIT = 1.0  # seconds a running model call gets at shutdown when the grace period is used up
+SHUTDOWN_MARGIN = 15.0  # seconds after the grace period before the watchdog ends a hung shutdown
 
 
 def build_backend(settings: NodeSettings, progress: catalogue.Progress | None = None) -> Backend:
@@ -71,8 +76,9 @@ async def serve(
     on_ready: Callable[[str, str], None] | None = None,
     stop: asyncio.Event | None = None,
     discovery: Discovery | None = None,
-) -> None:
-    """Run a node until SIGTERM/SIGINT (or ``stop`` is set); in-flight work gets ``grace_seconds``."""
+) -> bool:
+    """Run a node until SIGTERM/SIGINT (or ``stop`` is set); in-flight work gets ``grace_seconds``.
+    Returns False when a model call outlived the grace period and was abandoned (see ``run``)."""
     identity = Identity.load_or_create(settings.key_path)
     # Join (or reuse the stored certificate) before loading a model: a bad token fails in seconds.
     tls_dir = settings.tls_dir or settings.key_path.expanduser().with_name(settings.key_path.name + ".tls")
@@ -114,7 +120,7 @@ async def serve(
             metrics_server = start_metrics_server(settings.metrics_listen, metrics.registry)
         except BaseException:
             await running.stop(0)
-            await asyncio.to_thread(service.close)
+            await asyncio.to_thread(service.close, MODEL_CALL_MIN_WAIT)
             raise
         log.info("Prometheus metrics on http://%s/metrics", metrics_server.address)
     log.info("node %s serving %s (%s, role %s) on %s%s", identity.node_id, backend.info.name, backend.info.runtime,
@@ -136,19 +142,20 @@ async def serve(
         registration = asyncio.create_task(
             stay_registered(
                 settings.coordinator, identity, settings.advertise or address, service.describe(),
-                lambda: service.admission.in_flight, stop, membership,
+                lambda: service.admission.in_flight, stop, membership, settings.register_timeout,
             )
         )
     elif discovery is not None:  # no coordinator given: join the ones the swarm announces
         registration = asyncio.create_task(
             join_discovered(discovery, identity, settings.advertise or address, service.describe(),
-                            lambda: service.admission.in_flight, stop)
+                            lambda: service.admission.in_flight, stop, settings.register_timeout)
         )
     try:
         await stop.wait()
     finally:
         log.info("shutting down: %d request(s) in flight, grace %.0fs%s", service.admission.in_flight, settings.grace_seconds,
                  f"; refusals: {dict(guard.refusals)}" if guard else "")
+        deadline = loop.time() + settings.grace_seconds
         await running.stop(settings.grace_seconds)
         if metrics_server is not None:
             await asyncio.to_thread(metrics_server.stop)
@@ -158,5 +165,43 @@ async def serve(
                 await registration
         if discovery is not None:
             await discovery.close()
-        await asyncio.to_thread(service.close)
+        # A model call cancelled with its RPC may still be inside llama.cpp: it gets what is left of
+        # the grace period (a moment at least), then is abandoned.
+        freed = await asyncio.to_thread(service.close, max(MODEL_CALL_MIN_WAIT, deadline - loop.time()))
         log.info("node %s stopped", identity.node_id)
+    return freed
+
+
+def run(settings: NodeSettings, on_ready: Callable[[str, str], None] | None = None) -> None:
+    """The node as a process (``swarmrank node start``): ``serve`` until SIGTERM/SIGINT, then exit
+    within the grace period even while a model call runs on. The interpreter would wait for that
+    thread at exit, so the process then ends with ``os._exit`` once everything else has shut down;
+    and if shutting down itself hangs, a watchdog ends the process ``SHUTDOWN_MARGIN`` seconds after
+    the grace period."""
+
+    async def main() -> bool:
+        stop = asyncio.Event()
+
+        async def arm_watchdog() -> None:
+            await stop.wait()
+            timer = threading.Timer(settings.grace_seconds + SHUTDOWN_MARGIN, _hard_exit, (1, "shutdown did not finish in time"))
+            timer.daemon = True
+            timer.start()
+
+        watchdog = asyncio.create_task(arm_watchdog())
+        try:
+            return await serve(settings, on_ready=on_ready, stop=stop)
+        finally:
+            watchdog.cancel()
+
+    if not asyncio.run(main()):
+        _hard_exit(0, "exiting without waiting for the abandoned model call")
+
+
+def _hard_exit(code: int, why: str) -> None:
+    log.warning("%s", why)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

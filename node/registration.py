@@ -25,13 +25,15 @@ from .service import Description
 log = logging.getLogger("swarmrank.node.registration")
 
 CALL_TIMEOUT = 10.0
-# Registration may include calibration challenges on the coordinator's side: allow it time.
+# Registration includes the coordinator's calibration challenges: the default leaves a model time
+# (the node setting ``register_timeout`` overrides it; slow machines raise it).
 REGISTER_TIMEOUT = 600.0
 MAX_BACKOFF = 30.0
 
 
 async def register_once(
-    stub: coordinator_pb2_grpc.CoordinatorAsyncStub, identity: Identity, address: str, description: Description
+    stub: coordinator_pb2_grpc.CoordinatorAsyncStub, identity: Identity, address: str, description: Description,
+    timeout: float = REGISTER_TIMEOUT,
 ) -> cpb.RegisterResponse:
     challenge = await stub.Challenge(cpb.ChallengeRequest(public_key=identity.public_key), timeout=CALL_TIMEOUT)
     signature = identity.sign(signing.registration_bytes(challenge.nonce, identity.public_key, address))
@@ -44,7 +46,7 @@ async def register_once(
             max_concurrency=description.max_concurrency,
             signature=signature,
         ),
-        timeout=REGISTER_TIMEOUT,
+        timeout=timeout,
     )
 
 
@@ -56,17 +58,19 @@ async def stay_registered(
     in_flight: Callable[[], int],
     stop: asyncio.Event,
     membership: Membership | None = None,
+    register_timeout: float = REGISTER_TIMEOUT,
 ) -> None:
     """With a ``membership`` the channel is mTLS to the coordinator's node port, and the certificate
     is renewed (then the channel reopened with it) while heartbeats succeed."""
     while not stop.is_set():
-        if not await _registered_session(coordinator, identity, address, description, in_flight, stop, membership):
+        if not await _registered_session(coordinator, identity, address, description, in_flight, stop, membership,
+                                         register_timeout):
             return
 
 
 async def _registered_session(
     coordinator: str, identity: Identity, address: str, description: Description, in_flight: Callable[[], int],
-    stop: asyncio.Event, membership: Membership | None,
+    stop: asyncio.Event, membership: Membership | None, register_timeout: float,
 ) -> bool:
     """Register and heartbeat on one channel; True when a renewed certificate needs a new channel."""
     backoff = 1.0
@@ -79,7 +83,7 @@ async def _registered_session(
         stub = coordinator_pb2_grpc.CoordinatorStub(channel)
         while not stop.is_set():
             try:
-                reply = await register_once(stub, identity, address, description)
+                reply = await register_once(stub, identity, address, description, register_timeout)
                 log.info("registered with %s as %s (reputation %.3f)", coordinator, reply.node_id, reply.reputation)
                 backoff = 1.0
                 interval = max(0.2, reply.heartbeat_interval_seconds)

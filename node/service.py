@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from swarmrank.protos import limits, signing
 from swarmrank.protos.signing import Identity
@@ -23,6 +25,8 @@ from .backends.base import Backend, Completion, GenerationParams
 from .errors import BackendFailure, InvalidRequest, Overloaded, UnknownModel, WrongRole
 
 log = logging.getLogger("swarmrank.node")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class NodeService:
         self.admission = Admission(backend.max_concurrency, max_queue)
         self._max_queue = max_queue
         self._executor = executor or ThreadPoolExecutor(max_workers=backend.max_concurrency, thread_name_prefix="model")
+        self._model_calls: set[Future[Any]] = set()  # submitted to the executor and not yet finished
         # What this node produced, per round: the nonces it generated for and the hashes of its
         # answers. A judge batch must not contain them.
         self._produced: OrderedDict[str, set[bytes]] = OrderedDict()
@@ -239,7 +244,7 @@ class NodeService:
             finally:
                 put(_DONE)
 
-        worker = loop.run_in_executor(self._executor, work)
+        worker = self._in_model_thread(work)
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, Exception):
@@ -290,14 +295,13 @@ class NodeService:
 
     async def judge(self, call: JudgeCall) -> list[SignedVerdict]:
         self._validate_judge(call)
-        loop = asyncio.get_running_loop()
         verdicts: list[SignedVerdict] = []
         async with self.admission.slot():
             for c in call.comparisons:  # one at a time so a cancelled caller frees the model early
                 try:
                     # The executor has one worker per model slot, so a call abandoned by a cancelled
                     # caller still finishes before the next one starts on the same model.
-                    v = await loop.run_in_executor(self._executor, self.backend.judge, call.question, c.answer_a, c.answer_b)
+                    v = await self._in_model_thread(functools.partial(self.backend.judge, call.question, c.answer_a, c.answer_b))
                 except Exception as exc:
                     log.error("judge backend failed: %r", exc)
                     raise BackendFailure("the model failed to judge") from exc
@@ -310,6 +314,22 @@ class NodeService:
         log.info("judged round=%s comparisons=%d", call.round_id, len(verdicts))
         return verdicts
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def _in_model_thread(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """``fn`` on the executor, tracked until it returns so ``close`` knows whether the model is free."""
+        future = self._executor.submit(fn)
+        self._model_calls.add(future)
+        future.add_done_callback(self._model_calls.discard)
+        return asyncio.wrap_future(future)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop taking model calls, give the running ones ``timeout`` seconds (None: as long as they
+        take), then free the model. True when it was freed; False when a call still runs: llama.cpp
+        cannot be interrupted mid-evaluation, so the model is left to that thread, and the process
+        should exit without waiting for it (``daemon.run`` does)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        _, running = wait(list(self._model_calls), timeout)
+        if running:
+            log.warning("%d model call(s) still running after %.1fs; abandoning them", len(running), timeout or 0.0)
+            return False
         self.backend.close()
+        return True

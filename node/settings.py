@@ -10,6 +10,8 @@ from pydantic_settings import SettingsConfigDict
 
 from swarmrank.discovery.settings import DiscoverySettings
 
+from .registration import REGISTER_TIMEOUT
+
 
 def _config_dir() -> Path:
     return Path.home() / ".config" / "swarmrank"
@@ -52,3 +54,5 @@ class NodeSettings(DiscoverySettings):
         "verdict", description="llama.cpp judging: score the verdict token of a judge prompt, or each answer's "
                                "likelihood given the question (no position to prefer; for small models)")
     metrics_listen: str = Field("", description="host:port of a Prometheus /metrics endpoint (empty: off)")
+    register_timeout: float = Field(REGISTER_TIMEOUT, gt=0, le=86400, description="seconds one registration (the coordinator's "
+                                    "calibration of this node included) may take; raise it on slow or loaded machines")

@@ -15,7 +15,7 @@ from swarmrank.discovery.port import Discovery, RecordFactory
 from swarmrank.discovery.records import AnnouncedModel, NodeRecord
 from swarmrank.protos.signing import Identity
 
-from .registration import stay_registered
+from .registration import REGISTER_TIMEOUT, stay_registered
 from .service import Description
 
 log = logging.getLogger("swarmrank.node.swarm")
@@ -39,6 +39,7 @@ async def join_discovered(
     description: Description,
     in_flight: Callable[[], int],
     stop: asyncio.Event,
+    register_timeout: float = REGISTER_TIMEOUT,
 ) -> None:
     joined: dict[str, asyncio.Task[None]] = {}
     try:
@@ -48,7 +49,8 @@ async def join_discovered(
                     log.info("discovered coordinator %s at %s (ledger entry %d); joining", c.coordinator_id,
                              c.grpc_address, c.head.seq)
                     joined[c.grpc_address] = asyncio.create_task(
-                        stay_registered(c.grpc_address, identity, address, description, in_flight, stop))
+                        stay_registered(c.grpc_address, identity, address, description, in_flight, stop,
+                                        register_timeout=register_timeout))
             await discovery.wait_changed(5.0)
     finally:
         for task in joined.values():

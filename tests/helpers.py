@@ -100,7 +100,7 @@ class BackgroundLoop:
 class _RunningDaemon:
     """A real daemon's ``serve`` coroutine on the background loop, until ``stop``."""
 
-    def __init__(self, bg: BackgroundLoop, serve: Callable[[asyncio.Event], Awaitable[None]], ready: threading.Event) -> None:
+    def __init__(self, bg: BackgroundLoop, serve: Callable[[asyncio.Event], Awaitable[object]], ready: threading.Event) -> None:
         self._bg = bg
         self._stop: asyncio.Event | None = None
 

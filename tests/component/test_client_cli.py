@@ -14,8 +14,8 @@ from swarmrank.client import (
 from swarmrank.cli.main import main
 
 
-def test_sync_client_ask_stream_nodes_round(swarm) -> None:
-    coord, nodes, _ = swarm
+def test_sync_client_ask_stream_nodes_round(module_swarm) -> None:
+    coord, nodes, _ = module_swarm
     with Client(coord.address) as client:
         answer = client.ask("The capital of France", k=3)
         assert answer.text == answer.winner.text and len(answer.candidates) == 3
@@ -28,8 +28,8 @@ def test_sync_client_ask_stream_nodes_round(swarm) -> None:
         assert sum(n.rounds for n in listed) > 0
 
 
-def test_typed_errors(swarm) -> None:
-    coord, _, _ = swarm
+def test_typed_errors(module_swarm) -> None:
+    coord, _, _ = module_swarm
     with Client(coord.address) as client:
         with pytest.raises(InvalidRequest, match="prompt is empty") as info:
             client.ask("   ")
@@ -51,8 +51,8 @@ def test_unavailable_is_retried_then_raised(bg, tmp_path) -> None:
             client.nodes(timeout=2)
 
 
-def test_async_client(swarm) -> None:
-    coord, _, _ = swarm
+def test_async_client(module_swarm) -> None:
+    coord, _, _ = module_swarm
 
     async def go() -> tuple[str, list[Event]]:
         async with AsyncClient(coord.address) as client:
@@ -64,8 +64,8 @@ def test_async_client(swarm) -> None:
     assert text and isinstance(events[-1], Completed) and len(events[-1].answer.candidates) == 2
 
 
-def test_cli_ask_json_and_nodes(swarm, capsys) -> None:
-    coord, _, _ = swarm
+def test_cli_ask_json_and_nodes(module_swarm, capsys) -> None:
+    coord, _, _ = module_swarm
     assert main(["ask", "The capital of France", "--coordinator", coord.address, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {"answer", "round_id", "winner_node", "candidates", "judgments"} <= set(data)

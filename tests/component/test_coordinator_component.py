@@ -7,15 +7,16 @@ import os
 import grpc
 import pytest
 
-from helpers import CORPORA
+from helpers import CORPORA, RunningCoordinator, coordinator_settings
 from swarmrank.protos import signing
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
+from swarmrank.protos.v1 import coordinator_pb2_grpc
 from swarmrank.protos.v1 import node_pb2 as npb
 
 
-def test_round_over_real_grpc(swarm) -> None:
-    coord, nodes, stub = swarm
+def test_round_over_real_grpc(module_swarm) -> None:
+    coord, nodes, stub = module_swarm
     result = stub.Ask(cpb.AskRequest(prompt="The capital of France"), timeout=60)
     assert len(result.candidates) == 3 and not result.failures
     texts = {c.model: c.text for c in result.candidates}
@@ -39,8 +40,8 @@ def test_round_over_real_grpc(swarm) -> None:
     assert again == result
 
 
-def test_ask_stream_events(swarm) -> None:
-    _, _, stub = swarm
+def test_ask_stream_events(module_swarm) -> None:
+    _, _, stub = module_swarm
     events = list(stub.AskStream(cpb.AskRequest(prompt="The capital of France", k=3), timeout=60))
     kinds = [e.WhichOneof("event") for e in events]
     assert kinds[0] == "dispatched" and kinds[-1] == "result"
@@ -58,23 +59,32 @@ def test_ask_stream_events(swarm) -> None:
         ({"prompt": "hi", "max_tokens": 100_000}, grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
-def test_malformed_asks(swarm, request_kwargs, code) -> None:
-    _, _, stub = swarm
+def test_malformed_asks(module_swarm, request_kwargs, code) -> None:
+    _, _, stub = module_swarm
     with pytest.raises(grpc.RpcError) as info:
         stub.Ask(cpb.AskRequest(**request_kwargs), timeout=10)
     assert info.value.code() == code
     assert stub.Ask(cpb.AskRequest(prompt="The capital of France"), timeout=60).answer  # still serving
 
 
-def test_unknown_round(swarm) -> None:
-    _, _, stub = swarm
+def test_unknown_round(module_swarm) -> None:
+    _, _, stub = module_swarm
     with pytest.raises(grpc.RpcError) as info:
         stub.GetRound(cpb.GetRoundRequest(round_id="nope"), timeout=5)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND and "nope" in info.value.details()
 
 
-def test_registration_needs_proof_of_possession(swarm) -> None:
-    _, _, stub = swarm
+@pytest.fixture()
+def coordinator_stub(bg, tmp_path):
+    """A coordinator of its own (no nodes needed) for a test that registers one."""
+    coord = RunningCoordinator(bg, coordinator_settings(tmp_path))
+    with grpc.insecure_channel(coord.address) as channel:
+        yield coordinator_pb2_grpc.CoordinatorStub(channel)
+    coord.stop()
+
+
+def test_registration_needs_proof_of_possession(coordinator_stub) -> None:
+    stub = coordinator_stub
     me, other = Identity.generate(), Identity.generate()
     models = [npb.ModelInfo(name="x")]
 

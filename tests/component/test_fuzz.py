@@ -2,7 +2,8 @@
 bytes, random well-formed messages and byte-mutated valid messages. Each call must end with a clear
 status, the servers must keep serving, and a refused request must not add a ledger entry.
 
-SWARMRANK_FUZZ_EXAMPLES=N runs N examples per RPC (default 25).
+Examples per RPC: the hypothesis profile's (conftest: a few in the quick loop, many with
+SWARMRANK_HYPOTHESIS=long), or SWARMRANK_FUZZ_EXAMPLES=N.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from swarmrank.protos import limits
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import node_pb2 as npb
 
-EXAMPLES = int(os.environ.get("SWARMRANK_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("SWARMRANK_FUZZ_EXAMPLES", settings().max_examples))
 pytestmark = pytest.mark.slow
 # Statuses a refused request may get. INTERNAL only for bytes that are not the message at all (gRPC's
 # own deserialisation failure, with that message), never from our handlers.

@@ -14,7 +14,7 @@ import grpc
 from pydantic import SecretStr
 import pytest
 
-from helpers import RunningCoordinator, RunningNode, build_bigram_onnx, coordinator_settings, wait_for
+from helpers import BackgroundLoop, RunningCoordinator, RunningNode, build_bigram_onnx, coordinator_settings, wait_for
 from swarmrank.client import AdminClient, Client, PermissionDenied, RateLimited, Unauthenticated, Unavailable
 from swarmrank.coordinator import ledger
 from swarmrank.node import membership as node_membership
@@ -65,14 +65,38 @@ class PrivateSwarm:
         self.coord.stop()
 
 
-@pytest.fixture()
-def private(bg, tmp_path):
+def private_swarm(bg, tmp_path: Path) -> PrivateSwarm:
+    """A coordinator and three nodes that joined by token (stop it when done)."""
     swarm = PrivateSwarm(bg, tmp_path)
-    with swarm.admin() as admin:
-        token = admin.create_join_token(ttl_seconds=600, uses=3).token
-    for name in CORPORA:
-        swarm.add_node(name, token)
-    wait_for(lambda: swarm.healthy() == 3, timeout=120)
+    try:
+        with swarm.admin() as admin:
+            token = admin.create_join_token(ttl_seconds=600, uses=3).token
+        for name in CORPORA:
+            swarm.add_node(name, token)
+        wait_for(lambda: swarm.healthy() == 3, timeout=120)
+    except BaseException:
+        swarm.stop()
+        raise
+    return swarm
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory: pytest.TempPathFactory):
+    """Shared by the tests that ask, read and get refused; each adds only what no other test counts
+    (its own API keys, join tokens, identities). Starting a private swarm costs seconds."""
+    loop = BackgroundLoop()
+    try:
+        swarm = private_swarm(loop, tmp_path_factory.mktemp("private"))
+        yield swarm
+        swarm.stop()
+    finally:
+        loop.close()
+
+
+@pytest.fixture()
+def own_private(bg, tmp_path):
+    """A private swarm for one test that changes its membership."""
+    swarm = private_swarm(bg, tmp_path)
     yield swarm
     swarm.stop()
 
@@ -244,7 +268,8 @@ def test_node_serves_generate_only_to_the_coordinator(private: PrivateSwarm) -> 
     assert events[-1].candidate.node_id == node.node_id
 
 
-def test_removing_a_node_revokes_it_at_once_and_is_in_the_ledger(private: PrivateSwarm) -> None:
+def test_removing_a_node_revokes_it_at_once_and_is_in_the_ledger(own_private: PrivateSwarm) -> None:
+    private = own_private
     victim = private.nodes[0]
     with private.admin() as admin:
         assert admin.remove_node(victim.node_id, "test") >= 1
@@ -265,8 +290,11 @@ def test_removing_a_node_revokes_it_at_once_and_is_in_the_ledger(private: Privat
     assert any('"kind":"node_removed"' in b and victim.node_id in b for b in bodies)
 
 
-def test_node_renews_its_short_lived_certificate_while_healthy(bg, tmp_path: Path) -> None:
-    swarm = PrivateSwarm(bg, tmp_path, node_cert_hours=20 / 3600)  # 20 s certificates: renewed after ~10 s
+def test_node_renews_its_short_lived_certificate_while_healthy(bg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 s certificates renewed once 90% of the lifetime is left: after ~2 s (the node's real check on
+    # its real certificate; the default threshold, half the lifetime, would make the test wait ~10 s)
+    monkeypatch.setattr(node_membership, "RENEW_AT", 0.9)
+    swarm = PrivateSwarm(bg, tmp_path, node_cert_hours=20 / 3600)
     try:
         with swarm.admin() as admin:
             token = admin.create_join_token(600, 1).token

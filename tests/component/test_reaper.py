@@ -44,7 +44,9 @@ def test_a_process_started_by_a_failing_fixture_is_killed(tmp_path: Path) -> Non
     (tmp_path / "test_generated.py").write_text(GENERATED)
     out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
                           "-c", "/dev/null", str(tmp_path)],
-                         capture_output=True, text=True, timeout=1200, env={**_env(), "PYTHONPATH": str(TESTS)})
+                         capture_output=True, text=True, timeout=1200, env={**_env(), "PYTHONPATH": str(TESTS),
+                                                      # the reaper alone: no hypothesis, asyncio, anyio plugins to load
+                                                      "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "1 passed, 1 error" in out.stdout, out.stdout + out.stderr
     assert "the fixture fails after starting its daemon" in out.stdout
     assert "killed [" in out.stdout  # the reaper says what it killed, in the failed set-up's report

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import grpc
@@ -17,7 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from conftest import requires_models
 from swarmrank.client import Client, Completed, Dispatched
-from swarmrank.cli.demo import Child, wait_for_nodes
+from swarmrank.cli.demo import REGISTER_CALLS, Child, wait_for_nodes
 from swarmrank.cli.waiting import cpu_seconds, wait_while_progressing
 from swarmrank.node.catalogue import CATALOGUE
 from swarmrank.protos import signing
@@ -46,7 +47,8 @@ class Swarm:
         self.nodes: dict[str, Child] = {}
         for name in models:
             child = Child(name, ["node", "start", "--model", name, "--listen", "127.0.0.1:0", "--coordinator", self.address,
-                                 "--key-path", str(work / f"{name}.key"), "--n-threads", "1"], work / f"{name}.log")
+                                 "--key-path", str(work / f"{name}.key"), "--n-threads", "1",
+                                 "--register-timeout", str(1800 * REGISTER_CALLS)], work / f"{name}.log")
             self.children.append(child)
             self.nodes[name] = child
         for child in self.nodes.values():
@@ -194,3 +196,39 @@ def test_ctrl_c_on_demo_leaves_no_orphans(tmp_path: Path) -> None:
     assert proc.wait(60) == 130
     wait_while_progressing(lambda: not _processes_mentioning(str(tmp_path)), lambda: len(_processes_mentioning(str(tmp_path))),
                            what="the demo's children exiting", stall=120)
+
+
+def test_sigterm_during_a_model_call_does_not_wait_for_it(tmp_path: Path) -> None:
+    """llama.cpp cannot be interrupted while it reads a prompt: a node told to stop then abandons
+    the call after its grace period instead of outliving it (it used to wait for the call)."""
+    child = Child("node", ["node", "start", "--model", "smollm2-135m", "--listen", "127.0.0.1:0", "--key-path",
+                           str(tmp_path / "k.key"), "--n-threads", "1", "--n-ctx", "12288", "--grace-seconds", "0"],
+                  tmp_path / "node.log")
+    address = child.wait_ready()
+    # A prompt near the size limit: reading it is one long uninterruptible llama.cpp call (many
+    # seconds on one thread), the part of a generate that no per-token stop check reaches.
+    story = " ".join(f"The keeper climbed stair {i} and counted {i * 7 % 13} gulls." for i in range(500))
+    prompt = story[: 31_000] + "\nSummarise the story."
+    outcome: list[BaseException | None] = []
+    before = cpu_seconds([child.proc.pid])
+
+    def generate() -> None:
+        with grpc.insecure_channel(address) as channel:
+            try:
+                for _ in node_pb2_grpc.NodeStub(channel).Generate(npb.GenerateRequest(
+                        round_id="sigterm", nonce=os.urandom(16), prompt=prompt, max_tokens=64), timeout=3600):
+                    pass
+                outcome.append(None)
+            except grpc.RpcError as exc:
+                outcome.append(exc)
+
+    caller = threading.Thread(target=generate, daemon=True)
+    caller.start()
+    wait_while_progressing(lambda: cpu_seconds([child.proc.pid]) > before + 1.0, lambda: 0,
+                           what="the node reading the prompt", stall=300)
+    child.proc.send_signal(signal.SIGTERM)
+    assert child.proc.wait(600) == 0  # an overall limit for a loaded machine; the call alone takes longer there
+    log = (tmp_path / "node.log").read_text()
+    assert "abandoning them" in log and "stopped" in log, log[-2000:]
+    caller.join(60)
+    assert outcome and isinstance(outcome[0], grpc.RpcError)  # the caller hears of it instead of waiting

@@ -3,14 +3,14 @@ processes on 127.0.0.1) through the coordinator's OpenAI-compatible API, streame
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from conftest import requires_models
-from swarmrank.cli.demo import Child
+from swarmrank.cli.demo import REGISTER_CALLS, Child, wait_for_nodes
+from swarmrank.client import Client
 
 openai = pytest.importorskip("openai")
 pytestmark = [requires_models, pytest.mark.models]
@@ -32,14 +32,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert coordinator.http_url.startswith("http://127.0.0.1:")
         for name in MODELS:
             children.append(Child(name, ["node", "start", "--model", name, "--listen", "127.0.0.1:0", "--coordinator",
-                                         address, "--key-path", str(work / f"{name}.key"), "--n-threads", "1"],
+                                         address, "--key-path", str(work / f"{name}.key"), "--n-threads", "1",
+                                         "--register-timeout", str(900 * REGISTER_CALLS)],
                                   work / f"{name}.log"))
         for child in children[1:]:
             child.wait_ready(300)
-        deadline = time.monotonic() + 1500  # admission runs calibration on the real models (slow on a loaded machine)
-        while sum(n["status"] == "healthy" for n in httpx.get(coordinator.http_url + "/api/nodes").json()) < len(MODELS):
-            assert time.monotonic() < deadline, "nodes did not register"
-            time.sleep(0.5)
+        with Client(address) as client:  # admission calibrates the real models: wait while they make progress
+            wait_for_nodes(client, len(MODELS), [c.proc.pid for c in children[1:]], what=f"registration (logs in {work})")
+        assert sum(n["status"] == "healthy" for n in httpx.get(coordinator.http_url + "/api/nodes", timeout=60).json()) == len(MODELS)
         yield coordinator.http_url
     finally:
         for child in reversed(children):

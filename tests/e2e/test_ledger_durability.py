@@ -66,7 +66,7 @@ def test_sigkill_and_restart(bg, tmp_path: Path) -> None:
         try:
             assert second.wait_ready(60) == address
             with Client(address) as client:
-                wait_for(lambda: sum(n.state == "healthy" for n in client.nodes()) == 3, timeout=30)
+                wait_for(lambda: sum(n.state == "healthy" for n in client.nodes()) == 3, timeout=300)  # nodes back off up to 30 s
                 client.ask(QUESTIONS[5].question)
         finally:
             second.stop()

@@ -22,7 +22,7 @@ CLI = [sys.executable, "-m", "swarmrank.cli.main"]
 READY = re.compile(r"listening on (\S+)")
 
 
-def run(*args: str, env: dict[str, str] | None = None, ok: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None, ok: bool = True, timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     if ok:

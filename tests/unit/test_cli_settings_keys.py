@@ -56,3 +56,14 @@ def test_onnx_gpu_path(bigram_onnx) -> None:
     from swarmrank.node.backends.base import GenerationParams
 
     assert list(backend.stream(GenerationParams("The capital", max_tokens=5), lambda: False))[-1].completion_tokens == 5
+
+
+def test_register_timeout_is_a_node_flag() -> None:
+    from swarmrank.cli.main import _settings_from, build_parser
+    from swarmrank.node.registration import REGISTER_TIMEOUT
+
+    args = build_parser().parse_args(["node", "start", "--register-timeout", "7200"])
+    assert _settings_from(args, NodeSettings).register_timeout == 7200.0
+    assert NodeSettings().register_timeout == REGISTER_TIMEOUT
+    with pytest.raises(ValueError):
+        NodeSettings(register_timeout=0)

@@ -112,7 +112,7 @@ def _arrays(n: int, rows: list) -> tuple[np.ndarray, np.ndarray]:  # type: ignor
     return c, np.array([w for *_, w in rows])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (conftest)
 @given(rounds, st.randoms(use_true_random=False))
 def test_relabelling_items_relabels_strengths(data, random) -> None:
     n, rows = data
@@ -124,7 +124,7 @@ def test_relabelling_items_relabels_strengths(data, random) -> None:
     assert np.allclose(a.strengths, b.strengths[perm], atol=1e-7)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (conftest)
 @given(rounds, st.floats(0.2, 5.0))
 def test_scaling_weights_and_prior_together_changes_nothing(data, scale) -> None:
     n, rows = data
@@ -133,7 +133,7 @@ def test_scaling_weights_and_prior_together_changes_nothing(data, scale) -> None
     assert np.allclose(a.strengths, b.strengths, atol=1e-7)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (conftest)
 @given(rounds)
 def test_adding_a_tie_between_equals_changes_nothing(data) -> None:
     n, rows = data
