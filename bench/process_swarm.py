@@ -22,6 +22,8 @@ from typing import Any
 
 from swarmrank.client.sdk import AsyncClient
 
+from .parent_death import child_env
+
 _COORDINATOR_READY = re.compile(r"swarmrank coordinator listening on (\S+)")
 _NODE_READY = re.compile(r"swarmrank node (\S+) listening on (\S+)")
 
@@ -60,7 +62,7 @@ class Daemon:
 def _start(args: Sequence[str], pattern: re.Pattern[str], log_path: Path, timeout: float) -> tuple[subprocess.Popen[str], re.Match[str]]:
     """Start a daemon, stderr to ``log_path``, and wait for its ready line on stdout."""
     log = open(log_path, "a")  # noqa: SIM115 - handed to the child, closed below
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **child_env()}
     process = subprocess.Popen(list(args), stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     log.close()
     assert process.stdout is not None

@@ -2,13 +2,12 @@
 
 Children die with the demo: they get SIGTERM on normal exit, Ctrl-C or an error (SIGKILL after a
 grace period), and on Linux the kernel sends them SIGTERM if the demo itself is killed
-(PR_SET_PDEATHSIG), so no orphan keeps a port or a model in memory.
+(PR_SET_PDEATHSIG, `bench/parent_death.py`), so no orphan keeps a port or a model in memory.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import re
 import signal
@@ -19,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from swarmrank.bench.parent_death import child_env
 from swarmrank.bench.progress import ProgressBar
 from swarmrank.client.admin import AdminClient
 from swarmrank.client.sdk import Client
@@ -31,27 +31,9 @@ READY = re.compile(r"listening on (\S+)")
 HTTP_READY = re.compile(r"HTTP API on (\S+)")
 
 
-PARENT_ENV = "SWARMRANK_DIE_WITH_PARENT"
 # Calls a registration may wait for: the coordinator's default calibration (4 generation and 2
 # pairwise challenges) with room to spare.
 REGISTER_CALLS = 8
-
-
-def die_with_parent_if_asked() -> None:
-    """In a child the demo started: ask the kernel for SIGTERM when the demo dies (Linux).
-
-    The child does this itself, first thing, instead of a ``preexec_fn``: a preexec_fn forces a
-    plain fork() of the demo, whose gRPC threads are running, and gRPC's fork handlers can then
-    abort the child before it execs (seen as "epoll_wait error: Bad file descriptor", exit -6)."""
-    parent = os.environ.pop(PARENT_ENV, "")
-    if not parent or not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        return
-    if os.getppid() != int(parent):  # the demo died before the line above
-        sys.exit(0)
 
 
 class Child:
@@ -62,7 +44,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "swarmrank.cli", *argv],
             stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {}), PARENT_ENV: str(os.getpid())},
+            env={**os.environ, **(env or {}), **child_env()},
         )
         self.address = ""
         self.http_url = ""

@@ -21,7 +21,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from .demo import die_with_parent_if_asked
+from swarmrank.bench.parent_death import die_with_parent_if_asked
 from swarmrank.client.sdk import DEFAULT_ADDRESS, Client
 from swarmrank.client.types import SwarmrankError
 

@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from swarmrank.cli import logs
-from swarmrank.cli.demo import die_with_parent_if_asked
+from swarmrank.bench.parent_death import die_with_parent_if_asked
 from swarmrank.coordinator.calibration import ChallengeBank
 from swarmrank.node.backends.replay import ReplayBackend
 from swarmrank.node.daemon import serve

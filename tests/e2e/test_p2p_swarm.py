@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_for
-from swarmrank.cli.demo import PARENT_ENV, Child
+from swarmrank.bench.parent_death import child_env
+from swarmrank.cli.demo import Child
 from swarmrank.client import Client
 from swarmrank.discovery import swarm_key
 
@@ -34,7 +35,7 @@ class NodeProcess(Child):
         self.name, self.log_path = name, log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, str(NODE_SCRIPT), "--name", name, *args], stdout=subprocess.PIPE,
-                                     stderr=self._log, stdin=subprocess.DEVNULL, env={**os.environ, PARENT_ENV: str(os.getpid())})
+                                     stderr=self._log, stdin=subprocess.DEVNULL, env={**os.environ, **child_env()})
         self.address = ""
         self._ready = threading.Event()
         threading.Thread(target=self._read_stdout, daemon=True).start()
