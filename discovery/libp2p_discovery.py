@@ -12,8 +12,8 @@ from swarmrank.protos.signing import Identity
 
 from . import records, swarm_key
 from .libp2p_host import HostConfig, Libp2pHost
-from .port import TOPIC_COORDINATORS, TOPIC_NODES, TOPICS, Gate, RecordFactory, SequenceClock, View
-from .records import CoordinatorRecord, NodeRecord
+from .port import TOPIC_COORDINATORS, TOPIC_NODES, TOPICS, Gate, RecordFactory, SequenceClock, View, ViewReader
+from .records import NodeRecord
 
 log = logging.getLogger("swarmrank.discovery")
 
@@ -21,7 +21,7 @@ log = logging.getLogger("swarmrank.discovery")
 EARLY_ANNOUNCES = (0.5, 1.5, 4.0)
 
 
-class Libp2pDiscovery:
+class Libp2pDiscovery(ViewReader):
     def __init__(
         self,
         identity: Identity,
@@ -86,15 +86,6 @@ class Libp2pDiscovery:
     def announce(self, make: RecordFactory) -> None:
         self._make = make
         self._kick.set()
-
-    def nodes(self) -> list[NodeRecord]:
-        return self.view.live_nodes()
-
-    def coordinators(self) -> list[CoordinatorRecord]:
-        return self.view.live_coordinators()
-
-    async def wait_changed(self, timeout: float) -> bool:
-        return await self.view.wait_changed(timeout)
 
     async def _announce_loop(self) -> None:
         delays = iter(EARLY_ANNOUNCES)

@@ -145,7 +145,22 @@ class SequenceClock:
         return self._last
 
 
-class StaticDiscovery:
+class ViewReader:
+    """The read side every ``Discovery`` shares: answers come from its ``View``."""
+
+    view: View
+
+    def nodes(self) -> list[NodeRecord]:
+        return self.view.live_nodes()
+
+    def coordinators(self) -> list[CoordinatorRecord]:
+        return self.view.live_coordinators()
+
+    async def wait_changed(self, timeout: float) -> bool:
+        return await self.view.wait_changed(timeout)
+
+
+class StaticDiscovery(ViewReader):
     """A fixed set of records (configuration, tests); announcing only adds our own record to the view."""
 
     def __init__(self, nodes: list[Signed] | None = None, coordinators: list[Signed] | None = None,
@@ -166,12 +181,3 @@ class StaticDiscovery:
     def announce(self, make: RecordFactory) -> None:
         record = make(self._clock.next(), time.time() + self._lifetime)
         self.view.ingest(Signed(record, b""))
-
-    def nodes(self) -> list[NodeRecord]:
-        return self.view.live_nodes()
-
-    def coordinators(self) -> list[CoordinatorRecord]:
-        return self.view.live_coordinators()
-
-    async def wait_changed(self, timeout: float) -> bool:
-        return await self.view.wait_changed(timeout)
