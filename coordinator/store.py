@@ -34,6 +34,8 @@ from .trust import Trust
 Durability = Literal["full", "normal"]
 SYNCHRONOUS: dict[str, str] = {"full": "FULL", "normal": "NORMAL"}
 
+BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another connection's lock (off the event loop)
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rounds (
     round_id TEXT PRIMARY KEY,
@@ -94,7 +96,7 @@ class Store:
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
         self._db.execute("PRAGMA journal_mode=WAL")
         if durability not in SYNCHRONOUS:
             raise ValueError(f"durability must be one of {sorted(SYNCHRONOUS)}, got {durability!r}")
@@ -160,11 +162,14 @@ class Store:
         """Append ledger entries, apply their effect on the node table and save the rounds they
         summarise (result, hidden, its ``round_to_json`` transcript: the caller already encoded it
         to hash it), atomically: one transaction, one fsync for all of it. With ``blocking=False``,
-        returns False at once, writing nothing, when another thread holds the store."""
+        returns False at once, writing nothing, when another thread holds the store or another
+        connection (access control shares the file in a swarm) holds its write lock: the caller is
+        then on the event loop and must not wait out SQLite's busy timeout."""
         if not self._lock.acquire(blocking=blocking):
             return False
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not self._begin_write(blocking):
+                return False
             try:
                 for n in new_nodes:
                     self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", node_row(n))
@@ -188,6 +193,20 @@ class Store:
                 raise
         finally:
             self._lock.release()
+        return True
+
+    def _begin_write(self, blocking: bool) -> bool:
+        """BEGIN IMMEDIATE; without ``blocking``, False instead of waiting for another connection."""
+        if blocking:
+            self._db.execute("BEGIN IMMEDIATE")
+            return True
+        self._db.execute("PRAGMA busy_timeout=0")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # "database is locked"
+            return False
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return True
 
     def save_round(self, result: RoundResult, *, hidden: bool = False) -> None:

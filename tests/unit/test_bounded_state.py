@@ -121,3 +121,23 @@ def test_non_blocking_commit_writes_nothing_while_the_store_is_busy(tmp_path: Pa
     assert store.commit(body, {}, blocking=False) is True
     assert store.sizes()["ledger_entries"] == 2
     store.close()
+
+
+def test_non_blocking_commit_does_not_wait_for_another_connections_write_lock(tmp_path: Path) -> None:
+    """Access control writes the same file through its own connection: while that holds the write
+    lock, ``blocking=False`` gives up at once (the registry then commits from a thread) instead of
+    stalling the event loop for SQLite's busy timeout, and the store stays usable."""
+    import sqlite3
+
+    store = Store(tmp_path / "c.db", Identity.generate())
+    other = sqlite3.connect(str(tmp_path / "c.db"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    body = [{"kind": "round", "round": "r1", "ts": 1.0}]
+    assert store.commit(body, {}, blocking=False) is False
+    other.execute("COMMIT")
+    other.close()
+    assert store.sizes()["ledger_entries"] == 1
+    assert store.commit(body, {}, blocking=False) is True
+    assert store.sizes()["ledger_entries"] == 2
+    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    store.close()
