@@ -41,7 +41,7 @@ def result_to_pb(r: RoundResult) -> cpb.RoundResult:
                 judge_node_id=j.judge_node_id, comparison_id=j.comparison_id,
                 candidate_a_id=candidate_label(j.answer_a), candidate_b_id=candidate_label(j.answer_b),
                 preference=npb.Preference.ValueType(j.preference), confidence=j.confidence, rationale=j.rationale, weight=j.weight,
-                signature=j.signature, nonce=j.nonce,
+                signature=j.signature, nonce=j.nonce, proof=j.proof, leaf_index=j.leaf_index, leaf_count=j.leaf_count,
             )
             for j in r.judgments
         ],

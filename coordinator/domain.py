@@ -68,7 +68,10 @@ class Judgment:
     rationale: str
     weight: float
     nonce: bytes
-    signature: bytes
+    signature: bytes  # the judge's signature over its whole reply; with the three fields below it audits
+    proof: tuple[bytes, ...] = ()  # this verdict alone (signing.verdict_is_signed)
+    leaf_index: int = 0
+    leaf_count: int = 1
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,6 @@ class Gatekeeper:
                                                   {o.comparison_id: (o.answer_a, o.answer_b) for o in orders})
             want = {"q0": Preference.A, "q1": Preference.B}
             return not checked.rejected and sorted(want.items()) == sorted(
-                (v.comparison_id, v.preference) for v in checked.accepted)
+                (a.verdict.comparison_id, a.verdict.preference) for a in checked.accepted)
 
         return sum(await asyncio.gather(*(one(c) for c in challenges)))

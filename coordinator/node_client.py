@@ -65,13 +65,13 @@ class ReceivedVerdict:
     preference: Preference | None  # None: the judge sent a value outside the enum
     confidence: float
     rationale: str
-    signature: bytes
 
 
 @dataclass(frozen=True)
 class JudgeReply:
     judge_node_id: str
     verdicts: tuple[ReceivedVerdict, ...]
+    signature: bytes  # one for the whole reply: over the Merkle root of its verdicts (signing.verdicts_bytes)
 
 
 class NodeClient(Protocol):
@@ -152,9 +152,10 @@ class GrpcNodeClient:
         return JudgeReply(
             reply.judge_node_id,
             tuple(
-                ReceivedVerdict(v.comparison_id, _preference(v.preference), v.confidence, v.rationale, v.signature)
+                ReceivedVerdict(v.comparison_id, _preference(v.preference), v.confidence, v.rationale)
                 for v in reply.verdicts
             ),
+            reply.signature,
         )
 
     async def close(self) -> None:

@@ -261,11 +261,12 @@ class RoundRunner:
                 state.fail(judge_id, "judge", rejected.reason, rejected.penalty)
                 self.counters[rejected.penalty] += 1
             weight = weights[judge_id]
-            for v in checked.accepted:
-                p = asked[v.comparison_id]
+            for a in checked.accepted:
+                v, p = a.verdict, asked[a.verdict.comparison_id]
                 assert v.preference is not None  # check_verdicts accepts known preferences only
                 judgments.append(Judgment(judge_id, v.comparison_id, p.answer_a, p.answer_b, v.preference,
-                                          float(v.confidence), v.rationale[:200], weight, nonce, v.signature))
+                                          float(v.confidence), v.rationale[:200], weight, nonce, reply.signature,
+                                          a.proof, a.leaf_index, a.leaf_count))
             done += len(batch)
             state.emit(JudgingProgress(done, total))
 

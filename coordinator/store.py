@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS rounds (
 def _judgment(j: Judgment) -> dict[str, Any]:
     return {"judge_node_id": j.judge_node_id, "comparison_id": j.comparison_id, "answer_a": j.answer_a,
             "answer_b": j.answer_b, "preference": j.preference, "confidence": j.confidence, "rationale": j.rationale,
-            "weight": j.weight, "nonce": j.nonce.hex(), "signature": j.signature.hex()}
+            "weight": j.weight, "nonce": j.nonce.hex(), "signature": j.signature.hex(),
+            "proof": [h.hex() for h in j.proof], "leaf_index": j.leaf_index, "leaf_count": j.leaf_count}
 
 
 def _ranked(rc: RankedCandidate) -> dict[str, Any]:
@@ -84,7 +85,8 @@ def round_from_json(text: str) -> RoundResult:
         "candidates": tuple(RankedCandidate(**{**rc, "candidate": cand(rc["candidate"])}) for rc in d["candidates"]),
         "judgments": tuple(
             Judgment(**{**j, "preference": Preference(j["preference"]), "nonce": bytes.fromhex(j["nonce"]),
-                        "signature": bytes.fromhex(j["signature"])})
+                        "signature": bytes.fromhex(j["signature"]),
+                        "proof": tuple(bytes.fromhex(h) for h in j.get("proof", ()))})
             for j in d["judgments"]
         ),
         "failures": tuple(Failure(**f) for f in d["failures"]),

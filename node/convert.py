@@ -5,7 +5,7 @@ from __future__ import annotations
 from swarmrank.protos.model_info import model_info_to_pb
 from swarmrank.protos.v1 import node_pb2 as pb
 
-from .service import ComparisonItem, Description, GenerateCall, JudgeCall, SignedCandidate, SignedVerdict
+from .service import ComparisonItem, Description, GenerateCall, JudgeCall, SignedCandidate, Verdict
 
 
 def describe_to_pb(d: Description, protocol_version: str) -> pb.DescribeResponse:
@@ -44,8 +44,8 @@ def judge_call_from_pb(r: pb.JudgeRequest) -> JudgeCall:
     )
 
 
-def verdict_to_pb(v: SignedVerdict) -> pb.Verdict:
+def verdict_to_pb(v: Verdict) -> pb.Verdict:
     return pb.Verdict(
         comparison_id=v.comparison_id, preference=pb.Preference.ValueType(v.preference), confidence=v.confidence,
-        rationale=v.rationale, signature=v.signature,
+        rationale=v.rationale,
     )

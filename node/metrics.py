@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .errors import NodeError, Overloaded
-from .service import GenerateCall, JudgeCall, NodeService, SignedCandidate, SignedVerdict
+from .service import GenerateCall, JudgeCall, NodeService, SignedCandidate, SignedVerdicts
 
 SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 RATE_BUCKETS = (1, 5, 10, 25, 50, 100, 200, 500, 1000, 5000)
@@ -87,8 +87,8 @@ class MeteredNodeService(NodeService):
                         m.tokens_per_second.labels(item.model[:64]).observe(item.completion_tokens / item.elapsed_seconds)
                 yield item
 
-    async def judge(self, call: JudgeCall) -> list[SignedVerdict]:
+    async def judge(self, call: JudgeCall) -> SignedVerdicts:
         with self._served("judge"):
-            verdicts = await super().judge(call)
-            self.metrics.comparisons.inc(len(verdicts))
-            return verdicts
+            judged = await super().judge(call)
+            self.metrics.comparisons.inc(len(judged.verdicts))
+            return judged

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from swarmrank.protos import limits, signing
+from swarmrank.protos import limits, merkle, signing
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import ModelInfo, Preference, Role
 
@@ -74,11 +74,18 @@ class JudgeCall:
 
 
 @dataclass(frozen=True)
-class SignedVerdict:
+class Verdict:
     comparison_id: str
     preference: Preference
     confidence: float
     rationale: str
+
+
+@dataclass(frozen=True)
+class SignedVerdicts:
+    """A Judge call's verdicts and one signature over all of them (a Merkle root: ``signing.verdicts_bytes``)."""
+
+    verdicts: tuple[Verdict, ...]
     signature: bytes
 
 
@@ -293,9 +300,10 @@ class NodeService:
                 if mine:
                     raise InvalidRequest(f"comparison {c.comparison_id!r} asks this node to judge its own candidate")
 
-    async def judge(self, call: JudgeCall) -> list[SignedVerdict]:
+    async def judge(self, call: JudgeCall) -> SignedVerdicts:
         self._validate_judge(call)
-        verdicts: list[SignedVerdict] = []
+        verdicts: list[Verdict] = []
+        leaves: list[bytes] = []
         async with self.admission.slot():
             for c in call.comparisons:  # one at a time so a cancelled caller frees the model early
                 try:
@@ -305,14 +313,13 @@ class NodeService:
                 except Exception as exc:
                     log.error("judge backend failed: %r", exc)
                     raise BackendFailure("the model failed to judge") from exc
-                payload = signing.verdict_bytes(
-                    call.round_id, call.nonce, self.identity.node_id, c.comparison_id, c.answer_a, c.answer_b, int(v.preference)
-                )
-                verdicts.append(
-                    SignedVerdict(c.comparison_id, v.preference, v.confidence, v.rationale[:200], self.identity.sign(payload))
-                )
+                leaves.append(signing.verdict_leaf(call.round_id, call.nonce, self.identity.node_id, c.comparison_id,
+                                                   c.answer_a, c.answer_b, int(v.preference)))
+                verdicts.append(Verdict(c.comparison_id, v.preference, v.confidence, v.rationale[:200]))
         log.info("judged round=%s comparisons=%d", call.round_id, len(verdicts))
-        return verdicts
+        root = merkle.root(leaves) if leaves else b""
+        return SignedVerdicts(tuple(verdicts), self.identity.sign(
+            signing.verdicts_bytes(call.round_id, call.nonce, self.identity.node_id, root, len(leaves))))
 
     def _in_model_thread(self, fn: Callable[[], T]) -> asyncio.Future[T]:
         """``fn`` on the executor, tracked until it returns so ``close`` knows whether the model is free."""

@@ -52,12 +52,13 @@ class NodeServicer(node_pb2_grpc.NodeServicer):
 
     async def Judge(self, request: pb.JudgeRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.JudgeResponse:
         try:
-            verdicts = await self._service.judge(convert.judge_call_from_pb(request))
+            judged = await self._service.judge(convert.judge_call_from_pb(request))
         except NodeError as exc:
             await _abort(context, exc)
             raise  # unreachable: abort raises
         return pb.JudgeResponse(
             round_id=request.round_id,
             judge_node_id=self._service.identity.node_id,
-            verdicts=[convert.verdict_to_pb(v) for v in verdicts],
+            verdicts=[convert.verdict_to_pb(v) for v in judged.verdicts],
+            signature=judged.signature,
         )

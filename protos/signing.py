@@ -3,13 +3,13 @@
 Every signed payload starts with a domain tag (so a signature for one kind of message can never be
 accepted as another) and then length-prefixed fields (so no two field lists encode to the same
 bytes). Candidates and verdicts bind the round id and the caller's nonce, so a signature cannot be
-replayed into another round.
+replayed into another round. A judge signs each Judge reply once, over a Merkle tree of its verdicts.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import hashlib
 import os
@@ -19,6 +19,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from . import merkle
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -60,6 +62,28 @@ def verdict_bytes(
     round_id: str, nonce: bytes, judge_node_id: str, comparison_id: str, answer_a: str, answer_b: str, preference: int
 ) -> bytes:
     return _encode("verdict", round_id, nonce, judge_node_id, comparison_id, sha256(answer_a), sha256(answer_b), preference)
+
+
+def verdict_leaf(
+    round_id: str, nonce: bytes, judge_node_id: str, comparison_id: str, answer_a: str, answer_b: str, preference: int
+) -> bytes:
+    """One verdict's leaf in the Merkle tree its Judge reply signs (``verdicts_bytes``)."""
+    return hashlib.sha256(verdict_bytes(round_id, nonce, judge_node_id, comparison_id, answer_a, answer_b, preference)).digest()
+
+
+def verdicts_bytes(round_id: str, nonce: bytes, judge_node_id: str, root: bytes, count: int) -> bytes:
+    """What a judge signs once per Judge reply: the Merkle root over its ``count`` verdict leaves, in
+    reply order (``merkle``). One Ed25519 check covers the whole batch."""
+    return _encode("verdicts", round_id, nonce, judge_node_id, root, count)
+
+
+def verdict_is_signed(public_key: bytes, signature: bytes, proof: Sequence[bytes], leaf_index: int, leaf_count: int,
+                      round_id: str, nonce: bytes, judge_node_id: str, comparison_id: str, answer_a: str, answer_b: str,
+                      preference: int) -> bool:
+    """Audit one stored verdict: its leaf, index and path lead to a root its judge signed."""
+    leaf = verdict_leaf(round_id, nonce, judge_node_id, comparison_id, answer_a, answer_b, preference)
+    root = merkle.root_from_proof(leaf, leaf_index, leaf_count, proof)
+    return root is not None and verify(public_key, signature, verdicts_bytes(round_id, nonce, judge_node_id, root, leaf_count))
 
 
 def registration_bytes(nonce: bytes, public_key: bytes, address: str) -> bytes:

@@ -18,7 +18,7 @@ from swarmrank.coordinator.node_client import (
 )
 from swarmrank.coordinator.registry import Registry
 from swarmrank.coordinator.trust import Trust
-from swarmrank.protos import signing
+from swarmrank.protos import merkle, signing
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import ModelInfo, Preference, Role
 
@@ -95,13 +95,15 @@ class FakeNodeClient:
         asked = list(comparisons)
         if node.extra_verdict:
             asked.append(ComparisonOrder("not-asked", "x", "y"))
-        verdicts = []
+        verdicts, leaves = [], []
         for c in asked:
             preference = node.prefers(question, c.answer_a, c.answer_b)
-            payload = signing.verdict_bytes(round_id, nonce, node.node_id, c.comparison_id, c.answer_a, c.answer_b,
-                                            int(preference))
-            verdicts.append(ReceivedVerdict(c.comparison_id, preference, 0.9, "", node._sign(payload)))
-        return JudgeReply(node.node_id, tuple(verdicts))
+            leaves.append(signing.verdict_leaf(round_id, nonce, node.node_id, c.comparison_id, c.answer_a, c.answer_b,
+                                               int(preference)))
+            verdicts.append(ReceivedVerdict(c.comparison_id, preference, 0.9, ""))
+        root = merkle.root(leaves)
+        return JudgeReply(node.node_id, tuple(verdicts),
+                          node._sign(signing.verdicts_bytes(round_id, nonce, node.node_id, root, len(leaves))))
 
     async def close(self) -> None:
         pass

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmrank.protos.v1 import node_pb2 as swarmrank_dot_protos_dot_v1_dot_node__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%swarmrank/protos/v1/coordinator.proto\x12\x0cswarmrank.v1\x1a\x1eswarmrank/protos/v1/node.proto\"`\n\nAskRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x13\n\x0btemperature\x18\x04 \x01(\x02\x12\x0e\n\x06system\x18\x05 \x01(\t\"\xfc\x01\n\x0fRankedCandidate\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08strength\x18\x05 \x01(\x01\x12\x0c\n\x04rank\x18\x06 \x01(\r\x12\x17\n\x0fwin_probability\x18\x07 \x01(\x01\x12\x16\n\x0estandard_error\x18\x08 \x01(\x01\x12\x19\n\x11\x63ompletion_tokens\x18\t \x01(\r\x12\x17\n\x0f\x65lapsed_seconds\x18\n \x01(\x01\x12\x11\n\tsignature\x18\x0b \x01(\x0c\x12\r\n\x05nonce\x18\x0c \x01(\x0c\"\xef\x01\n\x08Judgment\x12\x15\n\rjudge_node_id\x18\x01 \x01(\t\x12\x15\n\rcomparison_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61ndidate_a_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61ndidate_b_id\x18\x04 \x01(\t\x12,\n\npreference\x18\x05 \x01(\x0e\x32\x18.swarmrank.v1.Preference\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12\x11\n\trationale\x18\x07 \x01(\t\x12\x0e\n\x06weight\x18\x08 \x01(\x01\x12\x11\n\tsignature\x18\t \x01(\x0c\x12\r\n\x05nonce\x18\n \x01(\x0c\"=\n\x0bNodeFailure\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc2\x02\n\x0bRoundResult\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\t\x12\x16\n\x0ewinner_node_id\x18\x04 \x01(\t\x12\x1b\n\x13winner_candidate_id\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x31\n\ncandidates\x18\x07 \x03(\x0b\x32\x1d.swarmrank.v1.RankedCandidate\x12)\n\tjudgments\x18\x08 \x03(\x0b\x32\x16.swarmrank.v1.Judgment\x12+\n\x08\x66\x61ilures\x18\t \x03(\x0b\x32\x19.swarmrank.v1.NodeFailure\x12\x17\n\x0f\x65lapsed_seconds\x18\n \x01(\x01\x12\x14\n\x0c\x63reated_unix\x18\x0b \x01(\x01\"5\n\x0fRoundDispatched\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\"N\n\x11\x43\x61ndidateReceived\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\r\".\n\x0fJudgingProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\r\x12\r\n\x05total\x18\x02 \x01(\r\"\x8d\x02\n\nRoundEvent\x12\x33\n\ndispatched\x18\x01 \x01(\x0b\x32\x1d.swarmrank.v1.RoundDispatchedH\x00\x12\x34\n\tcandidate\x18\x02 \x01(\x0b\x32\x1f.swarmrank.v1.CandidateReceivedH\x00\x12,\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x19.swarmrank.v1.NodeFailureH\x00\x12\x30\n\x07judging\x18\x04 \x01(\x0b\x32\x1d.swarmrank.v1.JudgingProgressH\x00\x12+\n\x06result\x18\x05 \x01(\x0b\x32\x19.swarmrank.v1.RoundResultH\x00\x42\x07\n\x05\x65vent\"&\n\x10\x43hallengeRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\"8\n\x11\x43hallengeResponse\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x14\n\x0c\x65xpires_unix\x18\x02 \x01(\x01\"\x9a\x01\n\x0fRegisterRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\'\n\x06models\x18\x04 \x03(\x0b\x32\x17.swarmrank.v1.ModelInfo\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"[\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x02 \x01(\x01\x12\x12\n\nreputation\x18\x03 \x01(\x01\"a\n\x10HeartbeatRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x16\n\x0etimestamp_unix\x18\x02 \x01(\x01\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\"\n\x11HeartbeatResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\xbb\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\'\n\x06models\x18\x03 \x03(\x0b\x32\x17.swarmrank.v1.ModelInfo\x12\r\n\x05state\x18\x04 \x01(\t\x12\x12\n\nreputation\x18\x05 \x01(\x01\x12\x0e\n\x06rounds\x18\x06 \x01(\r\x12\x16\n\x0elast_seen_unix\x18\x07 \x01(\x01\x12\x17\n\x0fmax_concurrency\x18\x08 \x01(\r\"\x12\n\x10ListNodesRequest\"<\n\x11ListNodesResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.swarmrank.v1.NodeStatus\"#\n\x0fGetRoundRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t2\x87\x04\n\x0b\x43oordinator\x12:\n\x03\x41sk\x12\x18.swarmrank.v1.AskRequest\x1a\x19.swarmrank.v1.RoundResult\x12\x41\n\tAskStream\x12\x18.swarmrank.v1.AskRequest\x1a\x18.swarmrank.v1.RoundEvent0\x01\x12L\n\tChallenge\x12\x1e.swarmrank.v1.ChallengeRequest\x1a\x1f.swarmrank.v1.ChallengeResponse\x12I\n\x08Register\x12\x1d.swarmrank.v1.RegisterRequest\x1a\x1e.swarmrank.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.swarmrank.v1.HeartbeatRequest\x1a\x1f.swarmrank.v1.HeartbeatResponse\x12L\n\tListNodes\x12\x1e.swarmrank.v1.ListNodesRequest\x1a\x1f.swarmrank.v1.ListNodesResponse\x12\x44\n\x08GetRound\x12\x1d.swarmrank.v1.GetRoundRequest\x1a\x19.swarmrank.v1.RoundResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%swarmrank/protos/v1/coordinator.proto\x12\x0cswarmrank.v1\x1a\x1eswarmrank/protos/v1/node.proto\"`\n\nAskRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x13\n\x0btemperature\x18\x04 \x01(\x02\x12\x0e\n\x06system\x18\x05 \x01(\t\"\xfc\x01\n\x0fRankedCandidate\x12\x14\n\x0c\x63\x61ndidate_id\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x10\n\x08strength\x18\x05 \x01(\x01\x12\x0c\n\x04rank\x18\x06 \x01(\r\x12\x17\n\x0fwin_probability\x18\x07 \x01(\x01\x12\x16\n\x0estandard_error\x18\x08 \x01(\x01\x12\x19\n\x11\x63ompletion_tokens\x18\t \x01(\r\x12\x17\n\x0f\x65lapsed_seconds\x18\n \x01(\x01\x12\x11\n\tsignature\x18\x0b \x01(\x0c\x12\r\n\x05nonce\x18\x0c \x01(\x0c\"\xa6\x02\n\x08Judgment\x12\x15\n\rjudge_node_id\x18\x01 \x01(\t\x12\x15\n\rcomparison_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63\x61ndidate_a_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61ndidate_b_id\x18\x04 \x01(\t\x12,\n\npreference\x18\x05 \x01(\x0e\x32\x18.swarmrank.v1.Preference\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12\x11\n\trationale\x18\x07 \x01(\t\x12\x0e\n\x06weight\x18\x08 \x01(\x01\x12\x11\n\tsignature\x18\t \x01(\x0c\x12\r\n\x05nonce\x18\n \x01(\x0c\x12\r\n\x05proof\x18\x0b \x03(\x0c\x12\x12\n\nleaf_index\x18\x0c \x01(\r\x12\x12\n\nleaf_count\x18\r \x01(\r\"=\n\x0bNodeFailure\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05stage\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc2\x02\n\x0bRoundResult\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\t\x12\x16\n\x0ewinner_node_id\x18\x04 \x01(\t\x12\x1b\n\x13winner_candidate_id\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x01\x12\x31\n\ncandidates\x18\x07 \x03(\x0b\x32\x1d.swarmrank.v1.RankedCandidate\x12)\n\tjudgments\x18\x08 \x03(\x0b\x32\x16.swarmrank.v1.Judgment\x12+\n\x08\x66\x61ilures\x18\t \x03(\x0b\x32\x19.swarmrank.v1.NodeFailure\x12\x17\n\x0f\x65lapsed_seconds\x18\n \x01(\x01\x12\x14\n\x0c\x63reated_unix\x18\x0b \x01(\x01\"5\n\x0fRoundDispatched\x12\x10\n\x08round_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\"N\n\x11\x43\x61ndidateReceived\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\r\".\n\x0fJudgingProgress\x12\x0c\n\x04\x64one\x18\x01 \x01(\r\x12\r\n\x05total\x18\x02 \x01(\r\"\x8d\x02\n\nRoundEvent\x12\x33\n\ndispatched\x18\x01 \x01(\x0b\x32\x1d.swarmrank.v1.RoundDispatchedH\x00\x12\x34\n\tcandidate\x18\x02 \x01(\x0b\x32\x1f.swarmrank.v1.CandidateReceivedH\x00\x12,\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32\x19.swarmrank.v1.NodeFailureH\x00\x12\x30\n\x07judging\x18\x04 \x01(\x0b\x32\x1d.swarmrank.v1.JudgingProgressH\x00\x12+\n\x06result\x18\x05 \x01(\x0b\x32\x19.swarmrank.v1.RoundResultH\x00\x42\x07\n\x05\x65vent\"&\n\x10\x43hallengeRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\"8\n\x11\x43hallengeResponse\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x14\n\x0c\x65xpires_unix\x18\x02 \x01(\x01\"\x9a\x01\n\x0fRegisterRequest\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\r\n\x05nonce\x18\x02 \x01(\x0c\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\'\n\x06models\x18\x04 \x03(\x0b\x32\x17.swarmrank.v1.ModelInfo\x12\x17\n\x0fmax_concurrency\x18\x05 \x01(\r\x12\x11\n\tsignature\x18\x06 \x01(\x0c\"[\n\x10RegisterResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\"\n\x1aheartbeat_interval_seconds\x18\x02 \x01(\x01\x12\x12\n\nreputation\x18\x03 \x01(\x01\"a\n\x10HeartbeatRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x16\n\x0etimestamp_unix\x18\x02 \x01(\x01\x12\x11\n\tin_flight\x18\x03 \x01(\r\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\"\n\x11HeartbeatResponse\x12\r\n\x05known\x18\x01 \x01(\x08\"\xbb\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\'\n\x06models\x18\x03 \x03(\x0b\x32\x17.swarmrank.v1.ModelInfo\x12\r\n\x05state\x18\x04 \x01(\t\x12\x12\n\nreputation\x18\x05 \x01(\x01\x12\x0e\n\x06rounds\x18\x06 \x01(\r\x12\x16\n\x0elast_seen_unix\x18\x07 \x01(\x01\x12\x17\n\x0fmax_concurrency\x18\x08 \x01(\r\"\x12\n\x10ListNodesRequest\"<\n\x11ListNodesResponse\x12\'\n\x05nodes\x18\x01 \x03(\x0b\x32\x18.swarmrank.v1.NodeStatus\"#\n\x0fGetRoundRequest\x12\x10\n\x08round_id\x18\x01 \x01(\t2\x87\x04\n\x0b\x43oordinator\x12:\n\x03\x41sk\x12\x18.swarmrank.v1.AskRequest\x1a\x19.swarmrank.v1.RoundResult\x12\x41\n\tAskStream\x12\x18.swarmrank.v1.AskRequest\x1a\x18.swarmrank.v1.RoundEvent0\x01\x12L\n\tChallenge\x12\x1e.swarmrank.v1.ChallengeRequest\x1a\x1f.swarmrank.v1.ChallengeResponse\x12I\n\x08Register\x12\x1d.swarmrank.v1.RegisterRequest\x1a\x1e.swarmrank.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.swarmrank.v1.HeartbeatRequest\x1a\x1f.swarmrank.v1.HeartbeatResponse\x12L\n\tListNodes\x12\x1e.swarmrank.v1.ListNodesRequest\x1a\x1f.swarmrank.v1.ListNodesResponse\x12\x44\n\x08GetRound\x12\x1d.swarmrank.v1.GetRoundRequest\x1a\x19.swarmrank.v1.RoundResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,39 +37,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RANKEDCANDIDATE']._serialized_start=186
   _globals['_RANKEDCANDIDATE']._serialized_end=438
   _globals['_JUDGMENT']._serialized_start=441
-  _globals['_JUDGMENT']._serialized_end=680
-  _globals['_NODEFAILURE']._serialized_start=682
-  _globals['_NODEFAILURE']._serialized_end=743
-  _globals['_ROUNDRESULT']._serialized_start=746
-  _globals['_ROUNDRESULT']._serialized_end=1068
-  _globals['_ROUNDDISPATCHED']._serialized_start=1070
-  _globals['_ROUNDDISPATCHED']._serialized_end=1123
-  _globals['_CANDIDATERECEIVED']._serialized_start=1125
-  _globals['_CANDIDATERECEIVED']._serialized_end=1203
-  _globals['_JUDGINGPROGRESS']._serialized_start=1205
-  _globals['_JUDGINGPROGRESS']._serialized_end=1251
-  _globals['_ROUNDEVENT']._serialized_start=1254
-  _globals['_ROUNDEVENT']._serialized_end=1523
-  _globals['_CHALLENGEREQUEST']._serialized_start=1525
-  _globals['_CHALLENGEREQUEST']._serialized_end=1563
-  _globals['_CHALLENGERESPONSE']._serialized_start=1565
-  _globals['_CHALLENGERESPONSE']._serialized_end=1621
-  _globals['_REGISTERREQUEST']._serialized_start=1624
-  _globals['_REGISTERREQUEST']._serialized_end=1778
-  _globals['_REGISTERRESPONSE']._serialized_start=1780
-  _globals['_REGISTERRESPONSE']._serialized_end=1871
-  _globals['_HEARTBEATREQUEST']._serialized_start=1873
-  _globals['_HEARTBEATREQUEST']._serialized_end=1970
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1972
-  _globals['_HEARTBEATRESPONSE']._serialized_end=2006
-  _globals['_NODESTATUS']._serialized_start=2009
-  _globals['_NODESTATUS']._serialized_end=2196
-  _globals['_LISTNODESREQUEST']._serialized_start=2198
-  _globals['_LISTNODESREQUEST']._serialized_end=2216
-  _globals['_LISTNODESRESPONSE']._serialized_start=2218
-  _globals['_LISTNODESRESPONSE']._serialized_end=2278
-  _globals['_GETROUNDREQUEST']._serialized_start=2280
-  _globals['_GETROUNDREQUEST']._serialized_end=2315
-  _globals['_COORDINATOR']._serialized_start=2318
-  _globals['_COORDINATOR']._serialized_end=2837
+  _globals['_JUDGMENT']._serialized_end=735
+  _globals['_NODEFAILURE']._serialized_start=737
+  _globals['_NODEFAILURE']._serialized_end=798
+  _globals['_ROUNDRESULT']._serialized_start=801
+  _globals['_ROUNDRESULT']._serialized_end=1123
+  _globals['_ROUNDDISPATCHED']._serialized_start=1125
+  _globals['_ROUNDDISPATCHED']._serialized_end=1178
+  _globals['_CANDIDATERECEIVED']._serialized_start=1180
+  _globals['_CANDIDATERECEIVED']._serialized_end=1258
+  _globals['_JUDGINGPROGRESS']._serialized_start=1260
+  _globals['_JUDGINGPROGRESS']._serialized_end=1306
+  _globals['_ROUNDEVENT']._serialized_start=1309
+  _globals['_ROUNDEVENT']._serialized_end=1578
+  _globals['_CHALLENGEREQUEST']._serialized_start=1580
+  _globals['_CHALLENGEREQUEST']._serialized_end=1618
+  _globals['_CHALLENGERESPONSE']._serialized_start=1620
+  _globals['_CHALLENGERESPONSE']._serialized_end=1676
+  _globals['_REGISTERREQUEST']._serialized_start=1679
+  _globals['_REGISTERREQUEST']._serialized_end=1833
+  _globals['_REGISTERRESPONSE']._serialized_start=1835
+  _globals['_REGISTERRESPONSE']._serialized_end=1926
+  _globals['_HEARTBEATREQUEST']._serialized_start=1928
+  _globals['_HEARTBEATREQUEST']._serialized_end=2025
+  _globals['_HEARTBEATRESPONSE']._serialized_start=2027
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2061
+  _globals['_NODESTATUS']._serialized_start=2064
+  _globals['_NODESTATUS']._serialized_end=2251
+  _globals['_LISTNODESREQUEST']._serialized_start=2253
+  _globals['_LISTNODESREQUEST']._serialized_end=2271
+  _globals['_LISTNODESRESPONSE']._serialized_start=2273
+  _globals['_LISTNODESRESPONSE']._serialized_end=2333
+  _globals['_GETROUNDREQUEST']._serialized_start=2335
+  _globals['_GETROUNDREQUEST']._serialized_end=2370
+  _globals['_COORDINATOR']._serialized_start=2373
+  _globals['_COORDINATOR']._serialized_end=2892
 # @@protoc_insertion_point(module_scope)

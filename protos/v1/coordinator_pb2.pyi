@@ -122,6 +122,9 @@ class Judgment(_message.Message):
     WEIGHT_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
     NONCE_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    LEAF_INDEX_FIELD_NUMBER: _builtins.int
+    LEAF_COUNT_FIELD_NUMBER: _builtins.int
     judge_node_id: _builtins.str
     comparison_id: _builtins.str
     candidate_a_id: _builtins.str
@@ -132,7 +135,14 @@ class Judgment(_message.Message):
     weight: _builtins.float
     """judge's weight in the fit"""
     signature: _builtins.bytes
+    """the judge's signature over its whole reply (signing.verdicts_bytes)"""
     nonce: _builtins.bytes
+    leaf_index: _builtins.int
+    leaf_count: _builtins.int
+    @_builtins.property
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Where this verdict sits in that reply's Merkle tree: audit with signing.verdict_is_signed."""
+
     def __init__(
         self,
         *,
@@ -146,10 +156,13 @@ class Judgment(_message.Message):
         weight: _builtins.float = ...,
         signature: _builtins.bytes = ...,
         nonce: _builtins.bytes = ...,
+        proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        leaf_index: _builtins.int = ...,
+        leaf_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_a_id", b"candidate_a_id", "candidate_b_id", b"candidate_b_id", "comparison_id", b"comparison_id", "confidence", b"confidence", "judge_node_id", b"judge_node_id", "nonce", b"nonce", "preference", b"preference", "rationale", b"rationale", "signature", b"signature", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_a_id", b"candidate_a_id", "candidate_b_id", b"candidate_b_id", "comparison_id", b"comparison_id", "confidence", b"confidence", "judge_node_id", b"judge_node_id", "leaf_count", b"leaf_count", "leaf_index", b"leaf_index", "nonce", b"nonce", "preference", b"preference", "proof", b"proof", "rationale", b"rationale", "signature", b"signature", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -386,14 +386,12 @@ class Verdict(_message.Message):
     PREFERENCE_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     RATIONALE_FIELD_NUMBER: _builtins.int
-    SIGNATURE_FIELD_NUMBER: _builtins.int
     comparison_id: _builtins.str
     preference: Global___Preference.ValueType
     confidence: _builtins.float
     """judge's probability for its preference, 0..1 (0: unknown)"""
     rationale: _builtins.str
     """short, optional"""
-    signature: _builtins.bytes
     def __init__(
         self,
         *,
@@ -401,11 +399,10 @@ class Verdict(_message.Message):
         preference: Global___Preference.ValueType = ...,
         confidence: _builtins.float = ...,
         rationale: _builtins.str = ...,
-        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_id", b"comparison_id", "confidence", b"confidence", "preference", b"preference", "rationale", b"rationale", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparison_id", b"comparison_id", "confidence", b"confidence", "preference", b"preference", "rationale", b"rationale"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,8 +415,13 @@ class JudgeResponse(_message.Message):
     ROUND_ID_FIELD_NUMBER: _builtins.int
     JUDGE_NODE_ID_FIELD_NUMBER: _builtins.int
     VERDICTS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     round_id: _builtins.str
     judge_node_id: _builtins.str
+    signature: _builtins.bytes
+    """Ed25519 over signing.verdicts_bytes: the Merkle root (protos/merkle.py) of the verdicts' leaves
+    (signing.verdict_leaf, in this order), so one check covers the batch and each verdict stays auditable.
+    """
     @_builtins.property
     def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Verdict]: ...
     def __init__(
@@ -428,10 +430,11 @@ class JudgeResponse(_message.Message):
         round_id: _builtins.str = ...,
         judge_node_id: _builtins.str = ...,
         verdicts: _abc.Iterable[Global___Verdict] | None = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["judge_node_id", b"judge_node_id", "round_id", b"round_id", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["judge_node_id", b"judge_node_id", "round_id", b"round_id", "signature", b"signature", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from helpers import GatedBackend, RunningNode, wait_for
 from swarmrank.node.backends.onnx import OnnxBackend
 from swarmrank.node.settings import NodeSettings
-from swarmrank.protos import PROTOCOL_VERSION, signing
+from swarmrank.protos import PROTOCOL_VERSION, merkle, signing
 from swarmrank.protos.v1 import node_pb2 as pb
 from swarmrank.protos.v1 import node_pb2_grpc
 
@@ -78,11 +78,14 @@ def test_judge_batch_returns_signed_verdicts(node) -> None:
     resp = stub.Judge(req, timeout=30)
     assert resp.judge_node_id == n.node_id and [v.comparison_id for v in resp.verdicts] == ["x", "y"]
     key = stub.Describe(pb.DescribeRequest(), timeout=5).public_key
+    leaves = []
     for v, c in zip(resp.verdicts, req.comparisons):
         assert v.preference in (pb.PREFERENCE_A, pb.PREFERENCE_B, pb.PREFERENCE_TIE)
         assert 0.0 <= v.confidence <= 1.0 and v.rationale.startswith("P(A)=")
-        payload = signing.verdict_bytes("r9", NONCE, n.node_id, c.comparison_id, c.answer_a, c.answer_b, v.preference)
-        assert signing.verify(key, v.signature, payload)
+        leaves.append(signing.verdict_leaf("r9", NONCE, n.node_id, c.comparison_id, c.answer_a, c.answer_b, v.preference))
+    # one signature over the reply: the Merkle root of its verdicts, in reply order
+    assert signing.verify(key, resp.signature, signing.verdicts_bytes("r9", NONCE, n.node_id, merkle.root(leaves), 2))
+    assert not signing.verify(key, resp.signature, signing.verdicts_bytes("r9", NONCE, n.node_id, merkle.root(leaves[::-1]), 2))
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from swarmrank.client import Client, Completed, Dispatched
 from swarmrank.cli.demo import REGISTER_CALLS, Child, wait_for_nodes
 from swarmrank.cli.waiting import cpu_seconds, wait_while_progressing
 from swarmrank.node.catalogue import CATALOGUE
-from swarmrank.protos import signing
+from swarmrank.protos import merkle, signing
 from swarmrank.protos.v1 import coordinator_pb2 as cpb
 from swarmrank.protos.v1 import coordinator_pb2_grpc
 from swarmrank.protos.v1 import node_pb2 as npb
@@ -81,12 +81,14 @@ def test_each_model_streams_an_answer_and_gives_a_verdict(swarm: Swarm) -> None:
             c = events[-1].candidate
             assert c.text.strip() and c.completion_tokens > 0
             assert signing.verify(info.public_key, c.signature, signing.candidate_bytes(f"e2e-{name}", nonce, info.node_id, name, c.text))
-            verdict = stub.Judge(npb.JudgeRequest(round_id=f"e2e-j-{name}", nonce=nonce, question="What is 2 + 2?",
-                                                  comparisons=[npb.Comparison(comparison_id="q", answer_a="4", answer_b="5")]),
-                                 timeout=1800).verdicts[0]
+            judged = stub.Judge(npb.JudgeRequest(round_id=f"e2e-j-{name}", nonce=nonce, question="What is 2 + 2?",
+                                                 comparisons=[npb.Comparison(comparison_id="q", answer_a="4", answer_b="5")]),
+                                timeout=1800)
+            verdict = judged.verdicts[0]
             assert verdict.preference in (npb.PREFERENCE_A, npb.PREFERENCE_B, npb.PREFERENCE_TIE) and 0 < verdict.confidence <= 1
-            assert signing.verify(info.public_key, verdict.signature,
-                                  signing.verdict_bytes(f"e2e-j-{name}", nonce, info.node_id, "q", "4", "5", verdict.preference))
+            leaf = signing.verdict_leaf(f"e2e-j-{name}", nonce, info.node_id, "q", "4", "5", verdict.preference)
+            assert signing.verify(info.public_key, judged.signature,
+                                  signing.verdicts_bytes(f"e2e-j-{name}", nonce, info.node_id, merkle.root([leaf]), 1))
 
 
 def test_node_answers_health_and_reflection(swarm: Swarm) -> None:
@@ -121,9 +123,9 @@ def test_round_through_sdk_with_every_signature_checked(swarm: Swarm) -> None:
     authors = {c.candidate_id: c.node_id for c in r.candidates}
     for j in r.judgments:
         assert j.judge_node_id not in (authors[j.candidate_a_id], authors[j.candidate_b_id])
-        payload = signing.verdict_bytes(r.round_id, j.nonce, j.judge_node_id, j.comparison_id,
+        assert signing.verdict_is_signed(keys[j.judge_node_id], j.signature, list(j.proof), j.leaf_index, j.leaf_count,
+                                        r.round_id, j.nonce, j.judge_node_id, j.comparison_id,
                                         text[j.candidate_a_id], text[j.candidate_b_id], j.preference)
-        assert signing.verify(keys[j.judge_node_id], j.signature, payload)
     if len(set(text.values())) == 3:  # three distinct answers: full round robin, both orders
         assert len(r.judgments) == 6
 

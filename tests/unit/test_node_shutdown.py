@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from helpers import BackgroundLoop, GatedBackend
 from swarmrank.node.backends.base import PairVerdict
 from swarmrank.node.backends.instant import InstantBackend
-from swarmrank.node.service import ComparisonItem, JudgeCall, NodeService, SignedVerdict
+from swarmrank.node.service import ComparisonItem, JudgeCall, NodeService, SignedVerdicts
 from swarmrank.protos.signing import Identity
 
 
@@ -32,7 +32,7 @@ class StuckJudge(GatedBackend):
         super().close()
 
 
-def _judge_in_model(bg: BackgroundLoop) -> tuple[NodeService, StuckJudge, threading.Event, Future[list[SignedVerdict]]]:
+def _judge_in_model(bg: BackgroundLoop) -> tuple[NodeService, StuckJudge, threading.Event, Future[SignedVerdicts]]:
     gate = threading.Event()
     backend = StuckJudge(InstantBackend(name="instant"), gate)
     service = NodeService(Identity.generate(), backend)
@@ -56,4 +56,4 @@ def test_a_model_call_that_returns_in_time_lets_the_model_be_freed(bg: Backgroun
     service, backend, gate, pending = _judge_in_model(bg)
     gate.set()
     assert service.close(timeout=60) is True and backend.closed
-    assert len(pending.result(60)) == 1
+    assert len(pending.result(60).verdicts) == 1

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
 
-from swarmrank.protos import signing
+from swarmrank.protos import merkle, signing
 from swarmrank.protos.signing import Identity
 
 
@@ -65,3 +66,26 @@ def test_libsodium_and_openssl_verifiers_agree() -> None:
             assert signing._verify(public_key, s, p) is ok
             assert signing._verify_openssl(public_key, s, p) is ok
             assert signing.verify(public_key, s, p) is ok
+
+
+# --- the Merkle tree a judge's reply signs ---------------------------------------------------------
+
+@pytest.mark.parametrize("size", range(1, 18))
+def test_every_leaf_of_a_merkle_tree_proves_the_root_and_nothing_else_does(size: int) -> None:
+    # (the tree size is bound by the signature over root and size: signing.verdicts_bytes)
+    leaves = [hashlib.sha256(str(i).encode()).digest() for i in range(size)]
+    root, paths = merkle.proofs(leaves)
+    assert root == merkle.root(leaves)
+    for i, (leaf, path) in enumerate(zip(leaves, paths)):
+        assert merkle.root_from_proof(leaf, i, size, path) == root
+        assert merkle.root_from_proof(b"x" + leaf[1:], i, size, path) != root           # another leaf
+        if size > 1:
+            assert merkle.root_from_proof(leaf, (i + 1) % size, size, path) != root       # another position
+            assert merkle.root_from_proof(leaf, i, size, path[:-1]) != root               # a path cut short
+    assert merkle.root_from_proof(leaves[0], size, size, paths[0]) is None                # index outside the tree
+
+
+def test_a_merkle_leaf_cannot_pass_for_an_inner_node() -> None:
+    a, b = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
+    two = merkle.root([a, b])
+    assert merkle.root([two]) != two and merkle.root([a, b, a]) != merkle.root([two, a])

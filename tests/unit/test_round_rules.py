@@ -15,7 +15,7 @@ from swarmrank.coordinator.node_client import JudgeReply, NodeCallError, Receive
 from swarmrank.coordinator.settings import CoordinatorSettings
 from swarmrank.coordinator.verification import candidate_is_signed, check_verdicts
 from swarmrank.kernels import fit, p_beats, win_probability
-from swarmrank.protos import signing
+from swarmrank.protos import merkle, signing
 from swarmrank.protos.signing import Identity
 from swarmrank.protos.types import Preference
 
@@ -46,33 +46,56 @@ def test_a_candidate_for_another_node_round_or_nonce_is_rejected(got: ReceivedCa
     assert not candidate_is_signed(NODE.public_key, NODE.node_id, "r1", NONCE, got)
 
 
-def verdict(cid: str, preference: Preference | None = Preference.A, signer: Identity = NODE,
-            texts: tuple[str, str] = ("a", "b")) -> ReceivedVerdict:
-    payload = signing.verdict_bytes("r1", NONCE, NODE.node_id, cid, texts[0], texts[1], int(preference or 0))
-    return ReceivedVerdict(cid, preference, 0.9, "", signer.sign(payload))
+def verdict(cid: str, preference: Preference | None = Preference.A) -> ReceivedVerdict:
+    return ReceivedVerdict(cid, preference, 0.9, "")
 
 
-def test_verdicts_are_sorted_into_accepted_and_penalised() -> None:
-    asked = {"q0": ("a", "b"), "q1": ("b", "a"), "q2": ("a", "c"), "q3": ("c", "a")}
-    reply = JudgeReply(NODE.node_id, (
-        verdict("q0"),                           # good
-        verdict("q0"),                           # the same comparison twice
-        verdict("zz"),                           # never asked
-        verdict("q1", signer=OTHER, texts=("b", "a")),  # forged
-        verdict("q2", texts=("a", "X")),         # signed over other texts
-        verdict("q3", preference=None, texts=("c", "a")),  # a preference outside the enum
-    ))
-    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE, reply, asked)
-    assert [v.comparison_id for v in checked.accepted] == ["q0"]
-    assert [(r.comparison_id, r.penalty) for r in checked.rejected] == [
-        ("q0", "unasked_verdict"), ("zz", "unasked_verdict"), ("q1", "bad_signature"), ("q2", "bad_signature"),
-        ("q3", "bad_signature")]
+def reply(*signed: tuple[ReceivedVerdict, tuple[str, str]], signer: Identity = NODE, judge: str = NODE.node_id,
+          round_id: str = "r1") -> JudgeReply:
+    """A judge's reply: the verdicts, each with the texts it was signed over, under one signature."""
+    leaves = [signing.verdict_leaf(round_id, NONCE, NODE.node_id, v.comparison_id, a, b, int(v.preference or 0))
+              for v, (a, b) in signed]
+    payload = signing.verdicts_bytes(round_id, NONCE, NODE.node_id, merkle.root(leaves), len(leaves))
+    return JudgeReply(judge, tuple(v for v, _ in signed), signer.sign(payload))
 
 
-def test_a_reply_in_another_judges_name_is_rejected() -> None:
-    reply = JudgeReply(OTHER.node_id, (verdict("q0"),))
-    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE, reply, {"q0": ("a", "b")})
-    assert not checked.accepted and checked.rejected[0].penalty == "bad_signature"
+ASKED = {"q0": ("a", "b"), "q1": ("b", "a"), "q2": ("a", "c")}
+
+
+def test_a_signed_reply_is_accepted_whole_and_each_verdict_audits_alone() -> None:
+    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE,
+                             reply((verdict("q0"), ASKED["q0"]), (verdict("q1", Preference.TIE), ASKED["q1"]),
+                                   (verdict("q2", Preference.B), ASKED["q2"])), ASKED)
+    assert not checked.rejected and [a.verdict.comparison_id for a in checked.accepted] == ["q0", "q1", "q2"]
+    signature = reply((verdict("q0"), ASKED["q0"]), (verdict("q1", Preference.TIE), ASKED["q1"]),
+                      (verdict("q2", Preference.B), ASKED["q2"])).signature
+    for a in checked.accepted:
+        texts = ASKED[a.verdict.comparison_id]
+        fields = ("r1", NONCE, NODE.node_id, a.verdict.comparison_id, *texts)
+        assert signing.verdict_is_signed(NODE.public_key, signature, a.proof, a.leaf_index, a.leaf_count, *fields,
+                                         int(a.verdict.preference or 0))
+        # the same proof does not vouch for another preference, other texts or another position
+        assert not signing.verdict_is_signed(NODE.public_key, signature, a.proof, a.leaf_index, a.leaf_count, *fields, 9)
+        assert not signing.verdict_is_signed(NODE.public_key, signature, a.proof, a.leaf_index, a.leaf_count,
+                                             *fields[:4], "X", texts[1], int(a.verdict.preference or 0))
+        assert not signing.verdict_is_signed(NODE.public_key, signature, a.proof, (a.leaf_index + 1) % 3, a.leaf_count,
+                                             *fields, int(a.verdict.preference or 0))
+        assert not signing.verdict_is_signed(NODE.public_key, signature, a.proof, a.leaf_index, a.leaf_count + 1,
+                                             *fields, int(a.verdict.preference or 0))
+
+
+@pytest.mark.parametrize("bad, penalty", [
+    (reply((verdict("q0"), ASKED["q0"]), (verdict("zz"), ("a", "b"))), "unasked_verdict"),    # never asked
+    (reply((verdict("q0"), ASKED["q0"]), (verdict("q0"), ASKED["q0"])), "unasked_verdict"),   # the same comparison twice
+    (reply((verdict("q0"), ASKED["q0"]), signer=OTHER), "bad_signature"),                      # forged
+    (reply((verdict("q0"), ("a", "X"))), "bad_signature"),                                     # signed over other texts
+    (reply((verdict("q0"), ASKED["q0"]), round_id="r0"), "bad_signature"),                     # replayed from another round
+    (reply((verdict("q0", None), ASKED["q0"])), "bad_signature"),                              # a preference outside the enum
+    (reply((verdict("q0"), ASKED["q0"]), judge=OTHER.node_id), "bad_signature"),               # in another judge's name
+])
+def test_a_bad_reply_is_rejected_whole_with_one_penalty(bad: JudgeReply, penalty: str) -> None:
+    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE, bad, ASKED)
+    assert not checked.accepted and [r.penalty for r in checked.rejected] == [penalty]
 
 
 # --- ask validation ------------------------------------------------------------------------------
