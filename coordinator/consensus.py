@@ -75,11 +75,11 @@ def judge_weight(t: Trust | None, topic: str = "") -> float:
     return evidence.on_probation(w) if t.status == "probation" else w
 
 
-def _sign(j: Judgment) -> int:
-    """+1 if the verdict prefers the lower-numbered answer of its pair, -1 the other, 0 a tie."""
-    if j.preference == Preference.TIE:
+def _sign(preference: Preference, a: int, b: int) -> int:
+    """+1 if a verdict on (a, b) prefers the lower-numbered answer of the two, -1 the other, 0 a tie."""
+    if preference == Preference.TIE:
         return 0
-    return 1 if (j.preference == Preference.A) == (j.answer_a < j.answer_b) else -1
+    return 1 if (preference == Preference.A) == (a < b) else -1
 
 
 def hierarchical(judgments: Sequence[Judgment], group_of: Sequence[int]) -> list[Judgment]:
@@ -97,8 +97,7 @@ def hierarchical(judgments: Sequence[Judgment], group_of: Sequence[int]) -> list
             continue
         pair = (min(group_of[key[1]], group_of[key[2]]), max(group_of[key[1]], group_of[key[2]]))
         signs = net.setdefault(pair, {})
-        signs[key[0]] = signs.get(key[0], 0) + sum(_sign(replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]))
-                                                   for j in js)
+        signs[key[0]] = signs.get(key[0], 0) + sum(_sign(j.preference, group_of[j.answer_a], group_of[j.answer_b]) for j in js)
     weight_of = {j.judge_node_id: j.weight for j in judgments}
     heaviest: dict[tuple[int, int], tuple[float, bool]] = {}  # per pair: the heaviest judge's weight, and did it speak
     for key, js in position.items():
@@ -122,9 +121,10 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
     rank, then candidate order). Judgments keep their candidate indices."""
     group_of = text_groups(candidates)
     weighted = hierarchical(judgments, group_of)
-    by_answer = [replace(j, answer_a=group_of[j.answer_a], answer_b=group_of[j.answer_b]) for j in weighted]
     chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
-    answers = aggregate(max(group_of) + 1, by_answer, support(candidates, group_of, trusts, chance), prior=prior)
+    answers = _fit_answers(max(group_of) + 1, [(group_of[j.answer_a], group_of[j.answer_b], OUTCOME[j.preference])
+                                               for j in weighted],
+                           [j.weight for j in weighted], support(candidates, group_of, trusts, chance), prior)
     place = {g: position for position, g in enumerate(answers.ranking)}
     g = np.asarray(group_of)
     ranking = sorted(range(len(candidates)), key=lambda i: (place[group_of[i]], i))
@@ -133,11 +133,18 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
 
 
 def aggregate(n_candidates: int, judgments: Sequence[Judgment], votes: Sequence[float], *, prior: float = DEFAULT_PRIOR) -> Consensus:
+    """The Bradley-Terry consensus over ``n_candidates`` items from judgments between them (each
+    weighted by its ``weight``); ``votes`` break ties in strength."""
+    return _fit_answers(n_candidates, [(j.answer_a, j.answer_b, OUTCOME[j.preference]) for j in judgments],
+                        [j.weight for j in judgments], votes, prior)
+
+
+def _fit_answers(n_candidates: int, rows: Sequence[tuple[int, int, float]], weights: Sequence[float],
+                 votes: Sequence[float], prior: float) -> Consensus:
     if n_candidates == 1:
         return Consensus(np.zeros(1), np.zeros(1), np.full(1, 0.5), [0], 1.0)
-    comparisons = np.array([(j.answer_a, j.answer_b, OUTCOME[j.preference]) for j in judgments], dtype=np.float64)
-    weights = np.array([j.weight for j in judgments], dtype=np.float64)
-    result = fit(n_candidates, comparisons.reshape(-1, 3), weights=weights if len(judgments) else None, prior=prior)
+    comparisons = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    result = fit(n_candidates, comparisons, weights=np.array(weights, dtype=np.float64) if rows else None, prior=prior)
     theta = result.strengths
     # Strongest first; equal strengths (to 1e-9) fall back to votes, then to the answer's index.
     ranking = [int(i) for i in np.lexsort((np.arange(n_candidates), -np.asarray(votes, dtype=np.float64), -np.round(theta, 9)))]
