@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from swarmrank.protos import signing
 from swarmrank.protos.types import ModelInfo, Preference
 
 from . import reputation, verification
@@ -162,7 +163,8 @@ class Gatekeeper:
                 log.info("calibration of %s: judge failed: %s", node.node_id, exc)
                 return False
             checked = verification.check_verdicts(node.public_key, node.node_id, round_id, nonce, reply,
-                                                  {o.comparison_id: (o.answer_a, o.answer_b) for o in orders})
+                                                  {o.comparison_id: (signing.sha256(o.answer_a), signing.sha256(o.answer_b))
+                                                   for o in orders})
             want = {"q0": Preference.A, "q1": Preference.B}
             return not checked.rejected and sorted(want.items()) == sorted(
                 (a.verdict.comparison_id, a.verdict.preference) for a in checked.accepted)

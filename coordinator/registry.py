@@ -125,17 +125,16 @@ class Registry:
         quarantined = []
         for node_id, n in new.items():
             self._nodes[node_id] = n
-        for node_id, t in trusts.items():
-            if node_id in self._nodes:
-                old = self._nodes[node_id].trust.status
-                self._nodes[node_id] = dataclasses.replace(self._nodes[node_id], trust=t)
-                if t.status == "quarantined" and old != "quarantined":
-                    quarantined.append(node_id)
-        for node_id, count in Counter(played).items():
-            if node_id in self._nodes:
-                n = self._nodes[node_id]
-                self._nodes[node_id] = dataclasses.replace(n, rounds=n.rounds + count)
-        return quarantined
+        rounds = Counter(played)
+        for node_id in trusts.keys() | rounds.keys():
+            node = self._nodes.get(node_id)
+            if node is None:
+                continue
+            t = trusts.get(node_id, node.trust)
+            if t.status == "quarantined" and node.trust.status != "quarantined":
+                quarantined.append(node_id)
+            self._nodes[node_id] = dataclasses.replace(node, trust=t, rounds=node.rounds + rounds[node_id])
+        return sorted(quarantined)
 
     async def record(
         self,

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from swarmrank.protos.types import Preference
 
@@ -107,7 +108,8 @@ def decayed(t: Trust, ts: float) -> Trust:
 def _settle(t: Trust, role: str = "", *, plays: str = "") -> Trust:
     """Clip scores; quarantine after a penalty (``role`` empty) that leaves the score of the roles
     the node ``plays`` ("" both) too low, or after a poor record in ``role``."""
-    t = replace(t, generator=min(1.0, max(0.0, t.generator)), judge=min(1.0, max(0.0, t.judge)))
+    if not (0.0 <= t.generator <= 1.0 and 0.0 <= t.judge <= 1.0):
+        t = replace(t, generator=min(1.0, max(0.0, t.generator)), judge=min(1.0, max(0.0, t.judge)))
     if t.status in ("probation", "established"):
         if not role and {"generator": t.generator, "judge": t.judge}.get(plays, t.score) < QUARANTINE:
             return replace(t, status="quarantined")
@@ -138,21 +140,22 @@ def apply(t: Trust | None, e: Event) -> Trust:
         rate = RATES[e.source]
         truth = e.source in GROUND_TRUTH
         recorded = e.source in RECORDED
-        passed = t.truths_passed + (1 if truth and e.value >= 0.5 else 0)
+        # one copy of the record per event (every round folds a dozen of these)
+        changes: dict[str, Any] = {"truths_passed": t.truths_passed + (1 if truth and e.value >= 0.5 else 0)}
         if e.role == "generator":
-            t = replace(t, generator=t.generator + rate * (e.value - t.generator))
+            changes["generator"] = t.generator + rate * (e.value - t.generator)
             if recorded:
-                t = replace(t, generator_sum=t.generator_sum + e.value, generator_n=t.generator_n + 1)
+                changes.update(generator_sum=t.generator_sum + e.value, generator_n=t.generator_n + 1)
         elif e.role == "judge":
-            t = replace(t, judge=t.judge + rate * (e.value - t.judge))
+            changes["judge"] = t.judge + rate * (e.value - t.judge)
             if recorded:
-                t = replace(t, judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1,
-                            judge_topics=_add_topic(t.judge_topics, e.topic, e.value))
+                changes.update(judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1,
+                               judge_topics=_add_topic(t.judge_topics, e.topic, e.value))
             elif e.source == "position_bias":
-                t = replace(t, judge_biased=t.judge_biased + 1)
+                changes["judge_biased"] = t.judge_biased + 1
         else:
             raise ValueError(f"evidence needs a role, got {e.role!r}")
-        return _settle(replace(t, truths_passed=passed), e.role)
+        return _settle(replace(t, **changes), e.role)
     raise ValueError(f"unknown event kind {e.kind!r}")
 
 

@@ -234,6 +234,7 @@ class RoundRunner:
             log.warning("round=%s %d comparison(s) had no eligible judge", state.round_id, len(unassigned))
         planting = spot_checks.plant(candidates, sorted(by_id), known_pair)
         items = planting.items
+        digests = [signing.sha256(item.text) for item in items]  # each answer is in several verdicts
         planned = judging_plan.anonymise(planned, self._rng, round_tag=tag, planted=planting.planted)
         calls = [(judge, batch) for judge, group in judging_plan.batches(planned, limits.MAX_COMPARISONS_PER_JUDGE_CALL).items()
                  for batch in group]
@@ -256,7 +257,7 @@ class RoundRunner:
                 self._call_failed(state, judge_id, "judge", exc)
                 return
             checked = verification.check_verdicts(node.public_key, judge_id, state.round_id, nonce, reply,
-                                                  {o.comparison_id: (o.answer_a, o.answer_b) for o in orders})
+                                                  {p.comparison_id: (digests[p.answer_a], digests[p.answer_b]) for p in batch})
             for rejected in checked.rejected:
                 state.fail(judge_id, "judge", rejected.reason, rejected.penalty)
                 self.counters[rejected.penalty] += 1

@@ -53,9 +53,9 @@ def _refuse(comparison_id: str, penalty: str, reason: str) -> CheckedVerdicts:
 
 
 def check_verdicts(public_key: bytes, judge_id: str, round_id: str, nonce: bytes, reply: JudgeReply,
-                   asked: Mapping[str, tuple[str, str]]) -> CheckedVerdicts:
+                   asked: Mapping[str, tuple[bytes, bytes]]) -> CheckedVerdicts:
     """Accept a judge's reply whole, or reject it whole with the penalty it earns. ``asked`` maps each
-    comparison id of the call to the texts (answer A, answer B) the judge was shown.
+    comparison id of the call to the SHA-256 of the texts (answer A, answer B) the judge was shown.
 
     The judge signs the reply once, over a Merkle tree of its verdicts, so there is no partial
     acceptance: a verdict for a comparison not asked (or asked once and answered twice) makes the
@@ -63,13 +63,13 @@ def check_verdicts(public_key: bytes, judge_id: str, round_id: str, nonce: bytes
     judge's name or a signature that does not verify is ``bad_signature``."""
     leaves: list[bytes] = []
     for v in reply.verdicts:
-        texts = asked.get(v.comparison_id)
-        if texts is None:
+        digests = asked.get(v.comparison_id)
+        if digests is None:
             return _refuse(v.comparison_id, "unasked_verdict",
                            f"verdict for a comparison it was not asked: {v.comparison_id[:40]!r}")
         if v.preference is None:
             return _refuse(v.comparison_id, "bad_signature", f"verdict {v.comparison_id[:40]!r} names no known preference")
-        leaves.append(signing.verdict_leaf(round_id, nonce, judge_id, v.comparison_id, texts[0], texts[1], int(v.preference)))
+        leaves.append(signing.verdict_leaf(round_id, nonce, judge_id, v.comparison_id, digests[0], digests[1], int(v.preference)))
     if len({v.comparison_id for v in reply.verdicts}) < len(leaves):
         return _refuse("", "unasked_verdict", "the reply answers a comparison twice")
     if not leaves:

@@ -314,7 +314,7 @@ class NodeService:
                     log.error("judge backend failed: %r", exc)
                     raise BackendFailure("the model failed to judge") from exc
                 leaves.append(signing.verdict_leaf(call.round_id, call.nonce, self.identity.node_id, c.comparison_id,
-                                                   c.answer_a, c.answer_b, int(v.preference)))
+                                                   signing.sha256(c.answer_a), signing.sha256(c.answer_b), int(v.preference)))
                 verdicts.append(Verdict(c.comparison_id, v.preference, v.confidence, v.rationale[:200]))
         log.info("judged round=%s comparisons=%d", call.round_id, len(verdicts))
         root = merkle.root(leaves) if leaves else b""

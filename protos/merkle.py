@@ -41,21 +41,28 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return _root([_leaf(x) for x in leaves])
 
 
-def _path(index: int, hashed: Sequence[bytes]) -> list[bytes]:
-    if len(hashed) == 1:
-        return []
-    k = _split(len(hashed))
-    if index < k:
-        return [*_path(index, hashed[:k]), _root(hashed[k:])]
-    return [*_path(index - k, hashed[k:]), _root(hashed[:k])]
-
-
 def proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
-    """The root and every leaf's audit path, in leaf order."""
+    """The root and every leaf's audit path, in leaf order (each subtree hashed once)."""
     hashed = [_leaf(x) for x in leaves]
     if not hashed:
         raise ValueError("a Merkle tree needs at least one leaf")
-    return _root(hashed), [tuple(_path(i, hashed)) for i in range(len(hashed))]
+    memo: dict[tuple[int, int], bytes] = {}
+
+    def sub(lo: int, hi: int) -> bytes:  # the root of hashed[lo:hi]
+        if hi - lo == 1:
+            return hashed[lo]
+        if (lo, hi) not in memo:
+            k = lo + _split(hi - lo)
+            memo[lo, hi] = _node(sub(lo, k), sub(k, hi))
+        return memo[lo, hi]
+
+    def path(index: int, lo: int, hi: int) -> list[bytes]:
+        if hi - lo == 1:
+            return []
+        k = lo + _split(hi - lo)
+        return [*path(index, lo, k), sub(k, hi)] if index < k else [*path(index, k, hi), sub(lo, k)]
+
+    return sub(0, len(hashed)), [tuple(path(i, 0, len(hashed))) for i in range(len(hashed))]
 
 
 def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:

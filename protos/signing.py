@@ -24,6 +24,7 @@ from . import merkle
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+_LENGTH, _INT, _FLOAT = struct.Struct(">I"), struct.Struct(">q"), struct.Struct(">d")
 
 
 def node_id_for(public_key: bytes) -> str:
@@ -40,17 +41,20 @@ def sha256(text: str) -> bytes:
 def _encode(tag: str, *fields: str | bytes | int | float) -> bytes:
     parts = [b"swarmrank/1/" + tag.encode() + b"\x00"]
     for field in fields:
-        if isinstance(field, str):
-            raw = field.encode("utf-8")
-        elif isinstance(field, bytes):
+        kind = type(field)
+        if kind is str:
+            raw = field.encode("utf-8")  # type: ignore[union-attr]
+        elif kind is bytes:
             raw = field
+        elif kind is int:
+            raw = _INT.pack(field)
         elif isinstance(field, bool):
             raise TypeError("booleans are not signed fields")
-        elif isinstance(field, int):
-            raw = struct.pack(">q", field)
+        elif isinstance(field, int):  # IntEnum values and the like
+            raw = _INT.pack(int(field))
         else:
-            raw = struct.pack(">d", float(field))
-        parts.append(struct.pack(">I", len(raw)) + raw)
+            raw = _FLOAT.pack(float(field))
+        parts.append(_LENGTH.pack(len(raw)) + raw)
     return b"".join(parts)
 
 
@@ -58,17 +62,12 @@ def candidate_bytes(round_id: str, nonce: bytes, node_id: str, model: str, text:
     return _encode("candidate", round_id, nonce, node_id, model, sha256(text))
 
 
-def verdict_bytes(
-    round_id: str, nonce: bytes, judge_node_id: str, comparison_id: str, answer_a: str, answer_b: str, preference: int
-) -> bytes:
-    return _encode("verdict", round_id, nonce, judge_node_id, comparison_id, sha256(answer_a), sha256(answer_b), preference)
-
-
-def verdict_leaf(
-    round_id: str, nonce: bytes, judge_node_id: str, comparison_id: str, answer_a: str, answer_b: str, preference: int
-) -> bytes:
-    """One verdict's leaf in the Merkle tree its Judge reply signs (``verdicts_bytes``)."""
-    return hashlib.sha256(verdict_bytes(round_id, nonce, judge_node_id, comparison_id, answer_a, answer_b, preference)).digest()
+def verdict_leaf(round_id: str, nonce: bytes, judge_node_id: str, comparison_id: str, sha256_a: bytes, sha256_b: bytes,
+                 preference: int) -> bytes:
+    """One verdict's leaf in the Merkle tree its Judge reply signs (``verdicts_bytes``). Takes the two
+    answers' SHA-256 (``sha256``): a reply shows each answer in several comparisons."""
+    return hashlib.sha256(_encode("verdict", round_id, nonce, judge_node_id, comparison_id, sha256_a, sha256_b,
+                                  preference)).digest()
 
 
 def verdicts_bytes(round_id: str, nonce: bytes, judge_node_id: str, root: bytes, count: int) -> bytes:
@@ -81,7 +80,7 @@ def verdict_is_signed(public_key: bytes, signature: bytes, proof: Sequence[bytes
                       round_id: str, nonce: bytes, judge_node_id: str, comparison_id: str, answer_a: str, answer_b: str,
                       preference: int) -> bool:
     """Audit one stored verdict: its leaf, index and path lead to a root its judge signed."""
-    leaf = verdict_leaf(round_id, nonce, judge_node_id, comparison_id, answer_a, answer_b, preference)
+    leaf = verdict_leaf(round_id, nonce, judge_node_id, comparison_id, sha256(answer_a), sha256(answer_b), preference)
     root = merkle.root_from_proof(leaf, leaf_index, leaf_count, proof)
     return root is not None and verify(public_key, signature, verdicts_bytes(round_id, nonce, judge_node_id, root, leaf_count))
 

@@ -98,7 +98,7 @@ class FakeNodeClient:
         verdicts, leaves = [], []
         for c in asked:
             preference = node.prefers(question, c.answer_a, c.answer_b)
-            leaves.append(signing.verdict_leaf(round_id, nonce, node.node_id, c.comparison_id, c.answer_a, c.answer_b,
+            leaves.append(signing.verdict_leaf(round_id, nonce, node.node_id, c.comparison_id, signing.sha256(c.answer_a), signing.sha256(c.answer_b),
                                                int(preference)))
             verdicts.append(ReceivedVerdict(c.comparison_id, preference, 0.9, ""))
         root = merkle.root(leaves)

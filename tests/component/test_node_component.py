@@ -82,7 +82,8 @@ def test_judge_batch_returns_signed_verdicts(node) -> None:
     for v, c in zip(resp.verdicts, req.comparisons):
         assert v.preference in (pb.PREFERENCE_A, pb.PREFERENCE_B, pb.PREFERENCE_TIE)
         assert 0.0 <= v.confidence <= 1.0 and v.rationale.startswith("P(A)=")
-        leaves.append(signing.verdict_leaf("r9", NONCE, n.node_id, c.comparison_id, c.answer_a, c.answer_b, v.preference))
+        leaves.append(signing.verdict_leaf("r9", NONCE, n.node_id, c.comparison_id, signing.sha256(c.answer_a),
+                                          signing.sha256(c.answer_b), v.preference))
     # one signature over the reply: the Merkle root of its verdicts, in reply order
     assert signing.verify(key, resp.signature, signing.verdicts_bytes("r9", NONCE, n.node_id, merkle.root(leaves), 2))
     assert not signing.verify(key, resp.signature, signing.verdicts_bytes("r9", NONCE, n.node_id, merkle.root(leaves[::-1]), 2))

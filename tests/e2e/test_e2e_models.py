@@ -86,7 +86,8 @@ def test_each_model_streams_an_answer_and_gives_a_verdict(swarm: Swarm) -> None:
                                 timeout=1800)
             verdict = judged.verdicts[0]
             assert verdict.preference in (npb.PREFERENCE_A, npb.PREFERENCE_B, npb.PREFERENCE_TIE) and 0 < verdict.confidence <= 1
-            leaf = signing.verdict_leaf(f"e2e-j-{name}", nonce, info.node_id, "q", "4", "5", verdict.preference)
+            leaf = signing.verdict_leaf(f"e2e-j-{name}", nonce, info.node_id, "q", signing.sha256("4"), signing.sha256("5"),
+                                        verdict.preference)
             assert signing.verify(info.public_key, judged.signature,
                                   signing.verdicts_bytes(f"e2e-j-{name}", nonce, info.node_id, merkle.root([leaf]), 1))
 

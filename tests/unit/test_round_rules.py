@@ -53,19 +53,21 @@ def verdict(cid: str, preference: Preference | None = Preference.A) -> ReceivedV
 def reply(*signed: tuple[ReceivedVerdict, tuple[str, str]], signer: Identity = NODE, judge: str = NODE.node_id,
           round_id: str = "r1") -> JudgeReply:
     """A judge's reply: the verdicts, each with the texts it was signed over, under one signature."""
-    leaves = [signing.verdict_leaf(round_id, NONCE, NODE.node_id, v.comparison_id, a, b, int(v.preference or 0))
+    leaves = [signing.verdict_leaf(round_id, NONCE, NODE.node_id, v.comparison_id, signing.sha256(a), signing.sha256(b),
+                                   int(v.preference or 0))
               for v, (a, b) in signed]
     payload = signing.verdicts_bytes(round_id, NONCE, NODE.node_id, merkle.root(leaves), len(leaves))
     return JudgeReply(judge, tuple(v for v, _ in signed), signer.sign(payload))
 
 
 ASKED = {"q0": ("a", "b"), "q1": ("b", "a"), "q2": ("a", "c")}
+DIGESTS = {cid: (signing.sha256(a), signing.sha256(b)) for cid, (a, b) in ASKED.items()}  # what check_verdicts is given
 
 
 def test_a_signed_reply_is_accepted_whole_and_each_verdict_audits_alone() -> None:
     checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE,
                              reply((verdict("q0"), ASKED["q0"]), (verdict("q1", Preference.TIE), ASKED["q1"]),
-                                   (verdict("q2", Preference.B), ASKED["q2"])), ASKED)
+                                   (verdict("q2", Preference.B), ASKED["q2"])), DIGESTS)
     assert not checked.rejected and [a.verdict.comparison_id for a in checked.accepted] == ["q0", "q1", "q2"]
     signature = reply((verdict("q0"), ASKED["q0"]), (verdict("q1", Preference.TIE), ASKED["q1"]),
                       (verdict("q2", Preference.B), ASKED["q2"])).signature
@@ -94,7 +96,7 @@ def test_a_signed_reply_is_accepted_whole_and_each_verdict_audits_alone() -> Non
     (reply((verdict("q0"), ASKED["q0"]), judge=OTHER.node_id), "bad_signature"),               # in another judge's name
 ])
 def test_a_bad_reply_is_rejected_whole_with_one_penalty(bad: JudgeReply, penalty: str) -> None:
-    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE, bad, ASKED)
+    checked = check_verdicts(NODE.public_key, NODE.node_id, "r1", NONCE, bad, DIGESTS)
     assert not checked.accepted and [r.penalty for r in checked.rejected] == [penalty]
 
 
