@@ -62,6 +62,18 @@ class OverreachingServicer(NodeServicer):
         return reply
 
 
+class FlippingServicer(NodeServicer):
+    """Signs its Judge reply, then flips every verdict it sends (a man in the middle, or a node that
+    reports other verdicts than it signed)."""
+
+    async def Judge(self, request, context):
+        reply = await super().Judge(request, context)
+        flip = {pb.PREFERENCE_A: pb.PREFERENCE_B, pb.PREFERENCE_B: pb.PREFERENCE_A, pb.PREFERENCE_TIE: pb.PREFERENCE_A}
+        for v in reply.verdicts:
+            v.preference = flip[v.preference]
+        return reply
+
+
 def start_custom_node(bg, servicer_cls, identity: Identity, backend, coordinator: str, **kw):
     """A node whose gRPC servicer a test replaced, registered like any other node."""
     service = NodeService(identity, backend)
@@ -135,6 +147,25 @@ def test_verdict_for_unasked_pair_is_dropped_and_penalised(bg, tmp_path, coordin
         assert unasked and all(f.node_id == judge.node_id and f.stage == "judge" for f in unasked)
         # its reply is signed as a whole, so none of it counts; the other judges' verdicts do
         assert result.judgments and all(j.judge_node_id != judge.node_id for j in result.judgments)
+    finally:
+        bg.run(server.stop(0))
+        for n in honest:
+            n.stop()
+
+
+def test_verdicts_that_differ_from_what_the_judge_signed_are_dropped_and_penalised(bg, tmp_path, coordinator) -> None:
+    honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
+    judge = Identity.generate()
+    server = start_custom_node(bg, FlippingServicer, judge, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
+                               coordinator.address)
+    try:
+        wait_for(lambda: len(reputations(coordinator.address)) == 3)
+        result = ask(coordinator.address, k=3)
+        assert len(result.candidates) == 3  # the round went on
+        bad = [f for f in result.failures if f.node_id == judge.node_id]
+        assert bad and all(f.stage == "judge" and "signature does not verify" in f.reason for f in bad)
+        assert result.judgments and all(j.judge_node_id != judge.node_id for j in result.judgments)
+        assert reputations(coordinator.address)[judge.node_id] < reputations(coordinator.address)[honest[0].node_id]
     finally:
         bg.run(server.stop(0))
         for n in honest:
