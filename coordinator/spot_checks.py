@@ -36,7 +36,7 @@ from .domain import Candidate, Judgment, NodeRecord
 # Ground-truth observations per role before a node stops drawing probation spot checks (the
 # coordinator's --probation-checks; dispatch puts nodes with a shorter generator record first).
 PROBATION_CHECKS = 40
-PROBATION_RATE = 1.0  # spot checks per round while some node is short (--probation-rate)
+PROBATION_RATE = 4.0  # spot checks per round while some node is short (--probation-rate): a short burst
 PROBATION_CAP = 4     # probation spot checks a node may cause, in units of PROBATION_CHECKS
 
 T = TypeVar("T")
