@@ -90,6 +90,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
               f"{len(bench.judges)} judges, {per_pair} per pair", file=sys.stderr)
         async with LocalSwarm(Path(tmp) / "swarm", backends, k=2, seed=args.seed, calibration_bank=bank,
                               calibration_threshold=args.calibration_threshold, spot_check_rate=args.spot_check_rate,
+                              probation_rate=args.probation_rate, probation_checks=args.probation_checks,
                               judges_per_pair=per_pair, default_max_tokens=1024, heartbeat_interval=30.0,
                               spot_checks_in_order=args.concurrency == 1, refusal_cooldown=1e9,  # no rejoin mid-run
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
@@ -128,6 +129,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "nodes": len(backends),
         "judges_per_pair": per_pair,
         "seed": args.seed,
+        "spot_check_rate": args.spot_check_rate,
+        "probation_rate": args.probation_rate,
+        "probation_checks": args.probation_checks,
         "swarm_accuracy": sum(r["swarm"] for r in rows) / n,
         "plurality_accuracy": sum(r["panel"] for r in rows) / n,
         "weighted_vote_accuracy": sum(r["weighted"] for r in rows) / n,

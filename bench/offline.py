@@ -3,12 +3,14 @@
 A fast approximation of ``swarmrank bench replay`` for choosing a rule (seconds to minutes where the
 real path takes hours on the full MMLU-Pro set): the same split, the same pure functions
 (``consensus.rank_candidates``, ``reputation.judge_weights``, ``judging_plan``, ``evidence``), the
-same reference-guided judges, but no gRPC, no signatures, no ledger. What it simplifies: a hidden
-spot check (probability ``--spot-check-rate`` after each round) draws a held-out question, records
-5 explored generators right or wrong and every judge on the known pair (gold vs the most common
-wrong answer: right, wrong, or an abstention when its own answer is neither); client rounds go to
-the ``--k`` generators with the best proven record and each pair to 4 judges that wrote neither
-answer. Free-form answers are compared as strings (the real path normalises them), so use it for
+same reference-guided judges, and the coordinator's own spot-check plan (``spot_checks.Plan``: the
+probation budget while a record is short, then ``--spot-check-rate``; held-out questions dealt
+without repeats), but no gRPC, no signatures, no ledger. What it simplifies: a hidden spot check
+records the explored generators (``--explored``, default every node as in the replay, whose spot
+checks reach every node; short records first) right or wrong and every judge on the known pair only
+(gold vs the most common wrong answer: right, wrong, or an abstention when its own answer is
+neither); client rounds go to the ``--k`` generators with the best proven record and each pair to 4
+judges that wrote neither answer. Free-form answers are compared as strings (the real path normalises them), so use it for
 multiple choice (MMLU-Pro); the confirming numbers come from ``bench replay``.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from swarmrank.coordinator import consensus, evidence, judging_plan, reputation
+from swarmrank.coordinator import consensus, evidence, judging_plan, reputation, spot_checks
 from swarmrank.coordinator.domain import Candidate, Judgment
 from swarmrank.coordinator.trust import Trust
 from swarmrank.protos.types import Preference
@@ -31,7 +33,6 @@ from .datasets import AnswerMatrix, Question, load
 from .progress import report
 from .replay import TOP_K, chosen_on_calibration, split, vote
 
-EXPLORED = 5  # generators measured by one spot check
 
 
 class Records:
@@ -43,6 +44,10 @@ class Records:
         self.topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
         self.passed = dict.fromkeys(models, 0)
 
+    def measured(self) -> dict[str, int]:
+        """Per node, the shorter of its two ground-truth records (``spot_checks.measured``)."""
+        return {m: int(min(self.generator[m][1], self.judge[m][1])) for m in self.generator}
+
     def trust(self, m: str) -> Trust:
         status = "established" if self.passed[m] >= reputation.PROVEN_AFTER else "probation"
         topics = tuple((t, v[0], int(v[1])) for t, v in sorted(self.topics[m].items()))
@@ -50,9 +55,13 @@ class Records:
                      self.judge[m][0], int(self.judge[m][1]), 0, topics)
 
 
-def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.random.Generator) -> None:
+def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.random.Generator, explored: int = 0,
+               probation_checks: int = spot_checks.PROBATION_CHECKS) -> None:
+    """One hidden spot check on ``q``: ``explored`` generators (0: every node), the ones with a
+    generator record shorter than ``probation_checks`` first (as ``dispatch`` orders spot checks)."""
     models = matrix.models
-    for i in rng.choice(len(models), min(EXPLORED, len(models)), replace=False):
+    keys = rng.random(len(models)) + np.array([records.generator[m][1] < probation_checks for m in models])
+    for i in np.argsort(-keys, kind="stable")[: explored or len(models)]:
         ok = matrix.correct[models[int(i)]].get(q.qid, False)
         records.generator[models[int(i)]][0] += ok
         records.generator[models[int(i)]][1] += 1
@@ -111,16 +120,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scored = scored[: args.limit] if args.limit else scored
     rng = np.random.default_rng(args.seed)
     records = Records(matrix.models)
+    plan = spot_checks.Plan(held_out, spot_checks.Schedule(args.spot_check_rate, args.probation_rate, args.probation_checks))
+    checks = 0
     pick, top_weights = chosen_on_calibration(matrix, matrix.models, held_out, TOP_K)
     swarm = top_k = 0.0
     for q in scored:
         swarm += one_round(matrix, q, records, args.k, rng)
         top_k += vote({m: matrix.answers[m].get(q.qid, "") for m in top_weights},
                       {m: matrix.correct[m].get(q.qid, False) for m in top_weights}, top_weights)
-        if rng.random() < args.spot_check_rate:
-            spot_check(matrix, held_out[int(rng.integers(0, len(held_out)))], records, rng)
+        for check in plan.after_round(records.measured(), rng):
+            spot_check(matrix, check, records, rng, args.explored, args.probation_checks)
+            checks += 1
     n = len(scored)
     return {"benchmark": "offline", "dataset": args.dataset, "seed": args.seed, "questions": n, "held_out": len(held_out),
+            "spot_checks": checks, "probation_rate": args.probation_rate, "probation_checks": args.probation_checks,
             "swarm_accuracy": swarm / n, "top_k_vote_accuracy": top_k / n,
             "calibration_pick_accuracy": sum(matrix.correct[pick].get(q.qid, False) for q in scored) / n,
             "calibration_pick_model": pick}
@@ -135,7 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=TOP_K + 1, help="generators per client round")
     parser.add_argument("--held-out", type=float, default=0.05)
-    parser.add_argument("--spot-check-rate", type=float, default=0.1)
+    parser.add_argument("--spot-check-rate", type=float, default=0.1, help="spot checks per round once every record is long")
+    parser.add_argument("--probation-rate", type=float, default=spot_checks.PROBATION_RATE,
+                        help="spot checks per round while some record is short (0: no probation budget)")
+    parser.add_argument("--probation-checks", type=int, default=spot_checks.PROBATION_CHECKS,
+                        help="ground-truth observations that end a node's probation budget")
+    parser.add_argument("--explored", type=int, default=0, help="generators one spot check measures (0: every node)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (table on stderr)")
     args = parser.parse_args(argv)
     print(f"{args.dataset}: offline rounds, seed {args.seed}", file=sys.stderr)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from swarmrank.coordinator import evidence
+from swarmrank.coordinator import evidence, spot_checks
 from swarmrank.protos.answers import same_answer
 from swarmrank.node.backends.adversarial import KINDS, Adversary, wrong_answer
 from swarmrank.node.backends.replay import ANSWER_TEMPLATE, ReplayBackend
@@ -110,6 +110,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with LocalSwarm(Path(tmp) / "swarm", backends, k=k, max_k=max(k, len(backends)), seed=args.seed,
                               calibration_bank=bank, calibration_threshold=args.calibration_threshold,
                               spot_check_rate=args.spot_check_rate, judges_per_pair=args.judges_per_pair or TOP_K,
+                              probation_rate=args.probation_rate, probation_checks=args.probation_checks,
                               heartbeat_interval=30.0, spot_checks_in_order=args.concurrency == 1,
                               refusal_cooldown=REJOIN_NEVER,
                               generate_timeout=60.0, judge_timeout=60.0) as swarm:
@@ -153,6 +154,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "adversary_kind": args.adversary_kind if args.adversaries else None,
         "k": k,
         "seed": args.seed,
+        "spot_check_rate": args.spot_check_rate,
+        "probation_rate": args.probation_rate,
+        "probation_checks": args.probation_checks,
         "swarm_accuracy": sum(r["swarm"] for r in rows) / n,
         "plurality_accuracy": sum(r["plurality"] for r in rows) / n,
         "weighted_vote_accuracy": sum(r["weighted"] for r in rows) / n,
@@ -186,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spot-check-rate", type=float, default=None,
                         help="probability that a round is followed by a hidden spot check from the held-out split "
                              "(default 0.1; judgebench 0.25, whose 70 held-out pairs would otherwise go mostly unused)")
+    parser.add_argument("--probation-rate", type=float, default=spot_checks.PROBATION_RATE,
+                        help="spot checks per round while some node's ground-truth record is short (the coordinator's "
+                             "probation budget; 0: none)")
+    parser.add_argument("--probation-checks", type=int, default=spot_checks.PROBATION_CHECKS,
+                        help="ground-truth observations per role that end a node's probation budget")
     parser.add_argument("--calibration-threshold", type=float, default=0.0,
                         help="admission threshold (default 0: every model takes part, so the comparison with plurality is fair)")
     parser.add_argument("--adversaries", type=int, default=0,

@@ -3,8 +3,9 @@
 A client's round goes to the nodes most likely to be right: ordered by the lower confidence bound
 of their hidden spot-check record (``evidence.wilson``), so a few strong, proven members carry it.
 Exploration happens where it cannot cost an answer: hidden spot checks (``explore=True``) use
-weighted sampling without replacement, weight = exploration + reputation, so every healthy node is
-measured now and then and newcomers earn a record. Until records exist (a new swarm), client rounds
+weighted sampling without replacement, weight = exploration + reputation, with the nodes whose
+generator record is still shorter than the probation length (``spot_checks.PROBATION_CHECKS``)
+first, so newcomers earn a record fast and every healthy node is measured now and then. Until records exist (a new swarm), client rounds
 sample the same way. Distinct models come first, because copies of one model make correlated mistakes; copies
 fill the remaining places only when there are not enough distinct models. Nodes already at their
 advertised capacity are left out.
@@ -19,6 +20,7 @@ import numpy as np
 
 from .domain import NodeRecord
 from .evidence import WEIGHT_Z, wilson
+from .spot_checks import PROBATION_CHECKS
 
 DEFAULT_EXPLORATION = 0.1
 
@@ -34,6 +36,7 @@ class Pool:
     capacity: np.ndarray     # advertised max concurrency (at least 1)
     generates: np.ndarray    # bool: the node plays the generator role
     proof: np.ndarray        # lower confidence bound of its generator record (0 without one)
+    measured: np.ndarray     # observations in its generator record
     index: Mapping[str, int]
     models: int
 
@@ -47,17 +50,20 @@ class Pool:
             np.array([max(n.max_concurrency, 1) for n in nodes], dtype=np.int64),
             np.array([n.role.generates for n in nodes], dtype=bool),
             np.array([wilson(*n.trust.generator_record, WEIGHT_Z)[0] for n in nodes], dtype=float),
+            np.array([n.trust.generator_n for n in nodes], dtype=np.int64),
             {n.node_id: i for i, n in enumerate(nodes)},
             len(codes),
         )
 
 
 def choose_from_pool(pool: Pool, k: int, rng: np.random.Generator, *, in_flight: Mapping[str, int] | None = None,
-                     explore: bool = True) -> list[NodeRecord]:
+                     explore: bool = True, probation_checks: int = PROBATION_CHECKS) -> list[NodeRecord]:
     """Up to ``k`` generators: Efraimidis-Spirakis keys (node i early with probability ∝ its
     weight), the best-keyed node of each model first, then copies in key order. Only the top of the
-    order is sorted; the whole order only when the top holds too few distinct models. Without
-    ``explore`` the strongest proven nodes come first (keys order the unproven)."""
+    order is sorted; the whole order only when the top holds too few distinct models. With
+    ``explore`` nodes whose generator record is shorter than ``probation_checks`` come first (keys
+    order them, and the rest); without it the strongest proven nodes come first (keys order the
+    unproven)."""
     free = pool.generates.copy()
     if in_flight:  # only nodes with calls in flight; vectorised, as there may be hundreds
         rows = np.fromiter((pool.index.get(node_id, -1) for node_id in in_flight), dtype=np.int64, count=len(in_flight))
@@ -69,7 +75,9 @@ def choose_from_pool(pool: Pool, k: int, rng: np.random.Generator, *, in_flight:
     if not len(idx) or k <= 0:
         return []
     keys = rng.random(len(idx)) ** (1.0 / pool.weights[idx])
-    if not explore and pool.proof[idx].any():
+    if explore:
+        keys = keys + (pool.measured[idx] < probation_checks)  # keys are in [0, 1]: short records first
+    elif pool.proof[idx].any():
         keys = pool.proof[idx] + 1e-6 * keys  # proof first; the keys only order equal proofs
     top = min(len(idx), max(8 * k, 64))
     head = np.argpartition(-keys, top - 1)[:top] if top < len(idx) else np.arange(len(idx))
@@ -102,9 +110,11 @@ def choose_generators(
     in_flight: Mapping[str, int] | None = None,
     exploration: float = DEFAULT_EXPLORATION,
     explore: bool = True,
+    probation_checks: int = PROBATION_CHECKS,
 ) -> list[NodeRecord]:
     """Up to ``k`` generating nodes among ``nodes`` (which the caller filtered to healthy, admitted
     ones): sampled with ``explore``, else the strongest proven first. In id order, not registration
     order: with a seeded rng and the same nodes, the same choice."""
     ordered = sorted(nodes, key=lambda n: n.node_id)
-    return choose_from_pool(Pool.build(ordered, exploration), k, rng, in_flight=in_flight, explore=explore)
+    return choose_from_pool(Pool.build(ordered, exploration), k, rng, in_flight=in_flight, explore=explore,
+                            probation_checks=probation_checks)

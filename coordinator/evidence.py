@@ -8,7 +8,7 @@ interval, never the raw mean:
 - **Weight** is the log-odds of the *lower* bound above the chance level of the question format
   (0.5 for a pairwise verdict, 1/options for multiple choice): the optimal weight of an independent
   voter with that accuracy, and exactly 0 until the record is confidently better than guessing.
-- **Quarantine** needs the *upper* bound of a 95% interval below the role's line: bad with
+- **Quarantine** needs the *upper* bound of a 99% interval below the role's line: bad with
   confidence, never by the luck of a short record.
 - **Selection.** Weak voters with correlated mistakes outvote a few strong ones, so only the
   ``top`` weights count in a round (``select``).
@@ -21,7 +21,11 @@ import re
 from collections.abc import Mapping
 
 WEIGHT_Z = 1.645       # one-sided 95% lower bound for weights
-QUARANTINE_Z = 1.96    # upper end of a two-sided 95% interval for quarantine
+# Upper end of a two-sided 99% interval for quarantine. The test runs after every observation, so a
+# 95% interval falsely quarantines an honest judge right on 63% of verdicts (line 60%) on about 1
+# path in 10 over 500 observations (simulated); at 99%, about 1 in 35. The replay lost
+# Meta-Llama-3.1-70B-Instruct (63% on MMLU-Pro) that way, on 2 right of its first 8.
+QUARANTINE_Z = 2.576
 PAIRWISE_CHANCE = 0.5
 FREE_FORM_CHANCE = 0.01  # an open answer is rarely right by luck; kept above 0 so log-odds stay finite
 # Until a node has passed ``reputation.PROVEN_AFTER`` ground-truth checks its weight (judge or
@@ -61,7 +65,7 @@ def on_probation(w: float) -> float:
 
 
 def confidently_below(successes: float, n: float, line: float) -> bool:
-    """Is the accuracy below ``line`` with 95% confidence?"""
+    """Is the accuracy below ``line`` with 99% confidence (``QUARANTINE_Z``)?"""
     return n > 0 and wilson(successes, n, QUARANTINE_Z)[1] < line
 
 

@@ -25,7 +25,7 @@ Rule (all constants below; see README "Trust"):
   abstention, not evidence.
 - **Bounds.** Scores stay in [0, 1]. Quarantine (no work) comes from a penalty that puts the
   reputation below ``QUARANTINE``, or from a ground-truth record confidently below the role's line
-  (``evidence.confidently_below``: the upper end of its 95% interval under ``ACCURACY_LINE``),
+  (``evidence.confidently_below``: the upper end of its 99% interval under ``ACCURACY_LINE``),
   never from the luck of a short record.
 - **Weight.** A judge's weight in aggregation is the log-odds of the lower confidence bound of its
   record's accuracy above a coin (``evidence.weight``): 0 until it is confidently better than
@@ -53,7 +53,7 @@ from .trust import Trust
 PROBATION = 0.2
 QUARANTINE = 0.1
 # Evidence alone quarantines a node only when the role at fault has a ground-truth record (at least
-# MIN_TRUTHS spot-check observations) whose accuracy is below the role's line with 95% confidence:
+# MIN_TRUTHS spot-check observations) whose accuracy is below the role's line with 99% confidence:
 # a generator right on fewer than a quarter of questions that look like traffic, a judge right on
 # fewer than 60% of the spot checks it decided (position bias counting as a failure). A score alone
 # would wander below any line and trap honest but imperfect nodes; ground truth cannot be swayed

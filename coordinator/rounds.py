@@ -85,6 +85,8 @@ class RoundRunner:
         self._bank = bank
         self._in_flight: Counter[str] = Counter()
         self._spot_checks = Supervisor("spot checks")
+        self._spot_plan = spot_checks.Plan(bank.generation if bank else [], spot_checks.Schedule(
+            settings.spot_check_rate, settings.probation_rate, settings.probation_checks))
         self._capacity_freed = asyncio.Event()  # set (and replaced) whenever a generator call ends
         self.counters: Counter[str] = Counter()  # rounds, failures by kind: exported in logs
 
@@ -315,21 +317,28 @@ class RoundRunner:
             self.counters["quarantined"] += 1
 
     async def _maybe_spot_check(self) -> None:
-        """With probability spot_check_rate, follow a round with a hidden calibration round (one at a time).
-        It goes to as many nodes as a round may hold: that is where exploration happens."""
+        """Follow a round with the hidden calibration rounds ``spot_checks.Plan`` asks for (often
+        none; one after each round while some node's record is short), one series at a time. Each
+        goes to as many nodes as a round may hold, short records first: that is where exploration
+        happens."""
         if self._spot_checks.busy:
             return
-        challenge = spot_checks.choose(self._bank, self._rng, self._settings.spot_check_rate)
-        if challenge is None:
+        eligible = {n.node_id: spot_checks.measured(n) for n in self._registry.healthy()}
+        challenges = self._spot_plan.after_round(eligible, self._rng)
+        if not challenges:
             return
-        check = self.run(AskParams(prompt=challenge.question, k=self._settings.max_k), spot_check=challenge)
+
+        async def series() -> None:
+            for challenge in challenges:
+                try:
+                    await self.run(AskParams(prompt=challenge.question, k=self._settings.max_k), spot_check=challenge)
+                except Exception as exc:  # noqa: BLE001 - a failed spot check must not fail the client's round
+                    log.info("spot check did not complete: %s", exc)
+
         if not self._settings.spot_checks_in_order:
-            await self._spot_checks.spawn(check, SPOT_CHECK_TASK)
+            await self._spot_checks.spawn(series(), SPOT_CHECK_TASK)
             return
-        try:  # its evidence lands before this round returns: with one round at a time, runs replay exactly
-            await check
-        except Exception as exc:  # noqa: BLE001 - a failed spot check must not fail the client's round
-            log.info("spot check did not complete: %s", exc)
+        await series()  # its evidence lands before this round returns: with one round at a time, runs replay exactly
 
     async def close(self) -> None:
         await self._spot_checks.close()

@@ -12,6 +12,8 @@ from swarmrank.discovery.settings import DiscoverySettings
 
 from swarmrank.kernels import DEFAULT_PRIOR
 
+from .spot_checks import PROBATION_CHECKS, PROBATION_RATE
+
 
 class CoordinatorSettings(DiscoverySettings):
     model_config = SettingsConfigDict(env_prefix="SWARMRANK_COORDINATOR_", extra="forbid")
@@ -39,7 +41,12 @@ class CoordinatorSettings(DiscoverySettings):
     calibration_threshold: float = Field(0.5, ge=0, le=1, description="fraction of challenges a node must pass")
     calibration_timeout: float = Field(120.0, gt=0, description="seconds for each calibration call")
     refusal_cooldown: float = Field(600.0, ge=0, description="seconds a refused or quarantined key/address must wait")
-    spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot check")
+    spot_check_rate: float = Field(0.05, ge=0, le=1, description="probability that a round is followed by a hidden spot "
+                                   "check once every node's record is long enough (0: no spot checks at all)")
+    probation_checks: int = Field(PROBATION_CHECKS, ge=0, le=100_000, description="ground-truth observations a node needs "
+                                  "per role before spot checks drop from the probation rate to the spot-check rate")
+    probation_rate: float = Field(PROBATION_RATE, ge=0, le=16, description="hidden spot checks per round while some "
+                                  "eligible node's record is shorter than probation_checks (0: no probation budget)")
     log_level: str = "INFO"
     log_json: bool = False
     swarm: Path | None = Field(None, description="swarm directory (swarmrank swarm init): serve TLS with its CA, "

@@ -1,28 +1,102 @@
-"""Hidden spot checks (pure): when to run one, and the known pair planted among its comparisons.
+"""Hidden spot checks (pure): when to run them, which questions, and the known pair planted among
+their comparisons.
 
 A spot check is a calibration question sent as an ordinary round. When the bank knows a better and
 a worse answer to it, every judge also gets that pair in both orders, mixed anonymously into its
 batch: the planted answers have no author (every node may judge them) and fresh nonces like any
 candidate's (a node that wrote the same text must still judge them).
+
+**When** (``Schedule``): a node's weight comes from its ground-truth record, so a node whose record
+is short is a node the swarm cannot yet use well. While some eligible node has fewer than
+``probation_checks`` ground-truth observations in a role it plays (``measured``), rounds are followed
+by ``probation_rate`` spot checks on average (a probation budget: the swarm learns whom to follow in
+tens of rounds instead of hundreds); afterwards by one with probability ``rate``. Spot-check dispatch
+puts short records first (``dispatch``). A node that gives no evidence (a judge that always
+abstains) keeps the probation budget open for at most ``PROBATION_CAP`` times ``probation_checks``
+spot checks, so no node can hold the swarm at the probation rate. A rate of 0 turns spot checks off.
+
+**Which** (``Plan``): questions are dealt from the bank like cards, each pass in a fresh seeded
+order: no question repeats before every other has been asked (a repeated question with deterministic
+answers is the same evidence twice, and makes a record look surer than it is).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
-from .calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge, is_correct
-from .domain import Candidate, Judgment
+from .calibration import GenerationChallenge, PairwiseChallenge, is_correct
+from .domain import Candidate, Judgment, NodeRecord
+
+# Ground-truth observations per role before a node stops drawing probation spot checks (the
+# coordinator's --probation-checks; dispatch puts nodes with a shorter generator record first).
+PROBATION_CHECKS = 40
+PROBATION_RATE = 4.0  # spot checks per round while some node is short (--probation-rate): a short burst
+PROBATION_CAP = 4     # probation spot checks a node may cause, in units of PROBATION_CHECKS
+
+T = TypeVar("T")
 
 
-def choose(bank: ChallengeBank | None, rng: np.random.Generator, rate: float) -> GenerationChallenge | None:
-    """With probability ``rate``, the question of the next spot check."""
-    if bank is None or rng.random() >= rate:
-        return None
-    return bank.generation[int(rng.integers(0, len(bank.generation)))]
+@dataclass(frozen=True)
+class Schedule:
+    rate: float                               # spot checks per round once every record is long enough
+    probation_rate: float = PROBATION_RATE    # spot checks per round while some record is short (may exceed 1)
+    probation_checks: int = PROBATION_CHECKS  # ground-truth observations that end a node's probation budget
+
+
+def measured(node: NodeRecord) -> int:
+    """A node's ground-truth observations in the roles it plays (the fewer of them): spot checks as
+    a generator; decided or position-biased spot checks as a judge."""
+    t, role = node.trust, node.role
+    counts = ([t.generator_n] if role.generates else []) + ([t.judge_n + t.judge_biased] if role.judges else [])
+    return min(counts, default=0)
+
+
+class Plan(Generic[T]):
+    """The spot checks that follow each round: how many (``Schedule``) and which questions (dealt
+    from ``questions`` without repeats within a pass). Holds the deal and, per node, the probation
+    spot checks it has caused; every decision draws on the caller's seeded ``rng``."""
+
+    def __init__(self, questions: Sequence[T], schedule: Schedule) -> None:
+        self.questions = list(questions)
+        self.schedule = schedule
+        self._deck: list[int] = []
+        self._charged: Counter[str] = Counter()
+
+    def short(self, measured_by_node: Mapping[str, int]) -> list[str]:
+        """The nodes (of ``measured_by_node``: eligible nodes and their ``measured``) that keep the
+        probation budget open, in id order."""
+        s = self.schedule
+        cap = PROBATION_CAP * s.probation_checks
+        return sorted(n for n, m in measured_by_node.items() if m < s.probation_checks and self._charged[n] < cap)
+
+    def count(self, measured_by_node: Mapping[str, int], rng: np.random.Generator) -> int:
+        """How many spot checks follow a round now."""
+        s = self.schedule
+        if not self.questions or s.rate <= 0:
+            return 0
+        short = self.short(measured_by_node) if s.probation_rate > 0 else []
+        rate = max(s.probation_rate, s.rate) if short else s.rate
+        whole = int(rate)
+        n = whole + int(rng.random() < rate - whole)
+        for node in short:
+            self._charged[node] += n
+        return n
+
+    def draw(self, rng: np.random.Generator) -> T:
+        """The next question: the bank in a seeded order, reshuffled after each pass."""
+        if not self._deck:
+            self._deck = [int(i) for i in rng.permutation(len(self.questions))[::-1]]
+        return self.questions[self._deck.pop()]
+
+    def after_round(self, measured_by_node: Mapping[str, int], rng: np.random.Generator) -> list[T]:
+        """The questions of the spot checks that follow a round (often none)."""
+        return [self.draw(rng) for _ in range(self.count(measured_by_node, rng))]
 
 
 @dataclass(frozen=True)

@@ -180,8 +180,24 @@ def test_client_rounds_go_to_the_strongest_proven_generators() -> None:
     for seed in range(5):
         chosen = dispatch.choose_generators(nodes, 2, np.random.default_rng(seed), explore=False)
         assert [n.node_id for n in chosen] == ["n2", "n1"]  # 90/100 is surer than 9/10
-    explored = {n.node_id for seed in range(50) for n in dispatch.choose_generators(nodes, 2, np.random.default_rng(seed))}
-    assert explored == {"n0", "n1", "n2", "n3"}  # spot checks reach everyone
+    explored = {n.node_id for seed in range(50)
+                for n in dispatch.choose_generators(nodes, 2, np.random.default_rng(seed), probation_checks=10)}
+    assert explored == {"n0", "n1", "n2", "n3"}  # once past probation, spot checks reach everyone
+
+
+def test_spot_checks_go_to_short_records_first() -> None:
+    def measured(i: int, n: int, rep: float) -> NodeRecord:
+        return NodeRecord(f"n{i}", b"k" * 32, "", (ModelInfo(f"m{i}"),), 1, 0.0, 0.0,
+                          Trust(rep, rep, "established", 0.0, 5, float(n // 2), n))
+    # two newcomers with no reputation yet, and six measured nodes with a high one
+    nodes = [measured(i, 100, 0.9) for i in range(6)] + [measured(6, 0, 0.0), measured(7, 3, 0.0)]
+    for seed in range(20):
+        chosen = {n.node_id for n in dispatch.choose_generators(nodes, 3, np.random.default_rng(seed), probation_checks=10)}
+        assert {"n6", "n7"} <= chosen  # the short records are measured first
+    # without a probation length the weights (exploration + reputation) decide, as before
+    rare = Counter(n.node_id for seed in range(200)
+                   for n in dispatch.choose_generators(nodes, 3, np.random.default_rng(seed), probation_checks=0))
+    assert rare["n6"] + rare["n7"] < 100
 
 
 def test_judge_weights_keep_the_top_few_and_fall_back_to_equal_at_the_start() -> None:

@@ -166,7 +166,7 @@ async def test_a_spot_check_follows_a_round_and_scores_judges_on_the_planted_pai
     bank = ChallengeBank([GenerationChallenge(question, "4")], [PairwiseChallenge(question, "4", "5")])
     liar = FakeNode("10.0.0.4:1", "5", prefers=prefers_containing("5"))
     nodes = [FakeNode(f"10.0.0.{i}:1", "4", prefers=prefers_containing("4")) for i in (1, 2, 3)] + [liar]
-    s = Swarm(tmp_path, nodes, bank, spot_check_rate=1.0)
+    s = Swarm(tmp_path, nodes, bank, spot_check_rate=1.0, probation_rate=0.0)  # one spot check per round
     try:
         await admit(s.registry, nodes)
         await s.runner.run(AskParams("Anything?", k=4))
@@ -180,6 +180,24 @@ async def test_a_spot_check_follows_a_round_and_scores_judges_on_the_planted_pai
         assert [e.value for e in evidence if e.node_id == nodes[0].node_id and e.role == "judge"] == [1.0]
         with pytest.raises(UnknownRound):
             s.runner.get(hidden.pop())  # spot checks stay hidden
+    finally:
+        await s.close()
+
+
+async def test_a_fresh_swarm_draws_the_probation_budget_then_the_base_rate(tmp_path: Path) -> None:
+    question = "What is 2 + 2?"
+    bank = ChallengeBank([GenerationChallenge(question, "4")], [PairwiseChallenge(question, "4", "5")])
+    nodes = [FakeNode(f"10.0.0.{i}:1", "4", prefers=prefers_containing("4")) for i in (1, 2, 3)]
+    s = Swarm(tmp_path, nodes, bank, spot_check_rate=0.0001, probation_rate=3.0, probation_checks=2)
+    try:
+        await admit(s.registry, nodes)
+        await s.runner.run(AskParams("Anything?", k=3))
+        await asyncio.wait_for(s.runner._spot_checks.wait(), 30)
+        assert s.runner.counters["spot_checks"] == 3  # every record short: a burst of 3
+        assert all(n.trust.generator_n == 3 and n.trust.judge_n == 3 for n in s.registry.healthy())
+        await s.runner.run(AskParams("Anything else?", k=3))
+        await asyncio.wait_for(s.runner._spot_checks.wait(), 30)
+        assert s.runner.counters["spot_checks"] == 3  # every record at least 2 long: the (tiny) base rate
     finally:
         await s.close()
 

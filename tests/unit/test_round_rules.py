@@ -160,16 +160,59 @@ def test_planted_judgments_are_set_apart() -> None:
     assert [j.comparison_id for j in real] == ["0-1", "1-0"] and [j.comparison_id for j in planted] == ["2-3", "3-2"]
 
 
-def test_spot_checks_follow_the_rate_and_score_planted_answers() -> None:
+def test_spot_checks_follow_the_rate_once_every_record_is_long_and_score_planted_answers() -> None:
     bank = ChallengeBank.arithmetic(size=10)
     rng = np.random.default_rng(0)
-    assert spot_checks.choose(None, rng, 1.0) is None
-    assert spot_checks.choose(bank, rng, 0.0) is None
-    assert spot_checks.choose(bank, rng, 1.0) in bank.generation
-    picks = sum(spot_checks.choose(bank, rng, 0.3) is not None for _ in range(2000))
+    long = {"a": 50, "b": 40}  # every record at least probation_checks (40) long: the base rate
+    assert spot_checks.Plan([], spot_checks.Schedule(1.0)).after_round(long, rng) == []  # no bank, no spot check
+    assert spot_checks.Plan(bank.generation, spot_checks.Schedule(0.0)).after_round({"a": 0}, rng) == []  # 0: off
+    plan = spot_checks.Plan(bank.generation, spot_checks.Schedule(0.3))
+    assert spot_checks.Plan(bank.generation, spot_checks.Schedule(1.0)).after_round(long, rng)[0] in bank.generation
+    picks = sum(len(plan.after_round(long, rng)) for _ in range(2000))
     assert 450 < picks < 750
     challenge = GenerationChallenge("2+2?", "4")
     assert spot_checks.correctness([cand(0, "4"), cand(1, "The answer is 5")], challenge) == [True, False, True, False]
+
+
+def test_a_short_record_opens_the_probation_budget_until_it_is_long_or_the_cap_is_spent() -> None:
+    bank = ChallengeBank.arithmetic(size=10)
+    rng = np.random.default_rng(1)
+    plan = spot_checks.Plan(bank.generation, spot_checks.Schedule(0.05, probation_rate=2.0, probation_checks=10))
+    assert plan.short({"old": 10, "new": 3}) == ["new"]
+    assert [len(plan.after_round({"old": 10, "new": n}, rng)) for n in range(3)] == [2, 2, 2]  # a burst per round
+    half = spot_checks.Plan(bank.generation, spot_checks.Schedule(0.0001, probation_rate=0.5, probation_checks=1000))
+    assert 400 < sum(len(half.after_round({"new": 0}, rng)) for _ in range(1000)) < 600  # a fractional rate: on average
+    # A node that never gives evidence (say, a judge that always abstains) keeps the budget open
+    # only for PROBATION_CAP x probation_checks spot checks; then the base rate holds.
+    silent = spot_checks.Plan(bank.generation, spot_checks.Schedule(0.0001, probation_rate=1.0, probation_checks=10))
+    spent = [len(silent.after_round({"silent": 0}, rng)) for _ in range(spot_checks.PROBATION_CAP * 10 + 20)]
+    assert sum(spent[: spot_checks.PROBATION_CAP * 10]) == spot_checks.PROBATION_CAP * 10 and sum(spent[-20:]) == 0
+    off = spot_checks.Plan(bank.generation, spot_checks.Schedule(0.0001, probation_rate=0.0))
+    assert sum(len(off.after_round({"new": 0}, rng)) for _ in range(100)) == 0  # no probation budget: the base rate
+
+
+def test_spot_check_questions_are_dealt_without_repeats_within_a_pass() -> None:
+    bank = ChallengeBank.arithmetic(size=7)
+    plan = spot_checks.Plan(bank.generation, spot_checks.Schedule(1.0))
+    rng = np.random.default_rng(2)
+    first, second = [plan.draw(rng) for _ in range(7)], [plan.draw(rng) for _ in range(7)]
+    assert sorted(c.question for c in first) == sorted(c.question for c in second) == sorted(c.question for c in bank.generation)
+    assert first != second  # each pass in a fresh order
+    again = spot_checks.Plan(bank.generation, spot_checks.Schedule(1.0))
+    assert [again.draw(np.random.default_rng(2)) for _ in range(1)] == first[:1]  # seeded: the same deal
+
+
+def test_a_node_is_measured_by_the_shorter_record_of_the_roles_it_plays() -> None:
+    from swarmrank.coordinator.domain import NodeRecord
+    from swarmrank.coordinator.trust import Trust
+    from swarmrank.protos.types import ModelInfo, Role
+
+    def node(role: Role) -> NodeRecord:
+        trust = Trust(0.5, 0.5, "probation", 0.0, 0, 30.0, 40, 10.0, 12, judge_biased=3)
+        return NodeRecord("n", b"k" * 32, "", (ModelInfo("m", role=role),), 1, 0.0, 0.0, trust)
+    assert spot_checks.measured(node(Role.GENERATE_AND_JUDGE)) == 15  # 12 decided + 3 position-biased verdicts
+    assert spot_checks.measured(node(Role.GENERATE_ONLY)) == 40
+    assert spot_checks.measured(node(Role.JUDGE_ONLY)) == 15
 
 
 # --- ledger summary ------------------------------------------------------------------------------

@@ -101,8 +101,8 @@ def test_failing_ground_truth_quarantines_and_quarantine_is_sticky() -> None:
     while t.status != "quarantined":
         t = evidence(t, "spot_check", 0.0)
         rounds += 1
-    # the first count at which 0 of n is below the line with 95% confidence (Wilson: 3.84 / (n + 3.84))
-    assert rounds == 12 and not t.eligible
+    # the first count at which 0 of n is below the line with 99% confidence (Wilson: z² / (n + z²), z = 2.576)
+    assert rounds == 20 and not t.eligible
     later = evidence(t, "round", 1.0, ts=10 * reputation.DECAY_SECONDS)
     assert later.status == "quarantined"  # only a new admission brings it back
     assert apply(later, Event("admit", "n", 1.0, "calibration", 1.0)).status == "probation"
@@ -115,6 +115,18 @@ def test_an_unlucky_streak_does_not_trap_an_honest_imperfect_node() -> None:
         t = evidence(t, "spot_check", float(rng.random() < 0.4))
         lowest = min(lowest, t.generator)
     assert lowest < reputation.QUARANTINE and t.eligible
+
+
+def test_an_unlucky_start_does_not_quarantine_a_good_judge() -> None:
+    # Meta-Llama-3.1-70B-Instruct in the MMLU-Pro replay: right on 2 of its first 8 decided spot
+    # checks as a judge, about 65% in the long run. Below the judge line at 95%, not at 99%.
+    t = admitted()
+    for right in [True, False, False, True, False, False, False, False]:
+        t = evidence(t, "spot_check", 1.0 if right else -1.0, role="judge")
+    assert t.judge_record == (2.0, 8) and t.eligible
+    for _ in range(12):  # the same record at 0 of 12 more: confidently bad, quarantined
+        t = evidence(t, "spot_check", -1.0, role="judge")
+    assert not t.eligible
 
 
 def test_penalty_quarantines_at_once() -> None:
