@@ -162,7 +162,8 @@ class RoundRunner:
         deadline = time.monotonic() + self._settings.capacity_wait
         while True:
             chosen = dispatch.choose_generators(available, k, self._rng, in_flight=self._in_flight,
-                                                exploration=self._settings.exploration, explore=explore)
+                                                exploration=self._settings.exploration, explore=explore,
+                                                probation_checks=self._settings.probation_checks)
             remaining = deadline - time.monotonic()
             if len(chosen) >= self._settings.min_quorum:
                 return chosen
