@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 
 import grpc
 import pytest
@@ -134,42 +135,40 @@ def test_candidate_signed_by_another_key_is_dropped_and_penalised(bg, tmp_path, 
             n.stop()
 
 
-def test_verdict_for_unasked_pair_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:
+@contextlib.contextmanager
+def two_honest_and_one_misbehaving_judge(bg, tmp_path, coordinator, servicer_cls):
+    """Two honest nodes and one whose servicer ``servicer_cls`` replaced, all registered."""
     honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
     judge = Identity.generate()
-    server = start_custom_node(bg, OverreachingServicer, judge, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
+    server = start_custom_node(bg, servicer_cls, judge, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
                                coordinator.address)
     try:
         wait_for(lambda: len(reputations(coordinator.address)) == 3)
+        yield honest, judge
+    finally:
+        bg.run(server.stop(0))
+        for n in honest:
+            n.stop()
+
+
+def test_verdict_for_unasked_pair_is_dropped_and_penalised(bg, tmp_path, coordinator) -> None:
+    with two_honest_and_one_misbehaving_judge(bg, tmp_path, coordinator, OverreachingServicer) as (_, judge):
         result = ask(coordinator.address, k=3)
         assert len(result.candidates) == 3  # the round went on
         unasked = [f for f in result.failures if "not asked" in f.reason]
         assert unasked and all(f.node_id == judge.node_id and f.stage == "judge" for f in unasked)
         # its reply is signed as a whole, so none of it counts; the other judges' verdicts do
         assert result.judgments and all(j.judge_node_id != judge.node_id for j in result.judgments)
-    finally:
-        bg.run(server.stop(0))
-        for n in honest:
-            n.stop()
 
 
 def test_verdicts_that_differ_from_what_the_judge_signed_are_dropped_and_penalised(bg, tmp_path, coordinator) -> None:
-    honest = honest_nodes(bg, tmp_path, coordinator, ["paris", "rome"])
-    judge = Identity.generate()
-    server = start_custom_node(bg, FlippingServicer, judge, OnnxBackend(build_bigram_onnx(tmp_path / "l.onnx", CORPORA["lyon"]), name="lyon"),
-                               coordinator.address)
-    try:
-        wait_for(lambda: len(reputations(coordinator.address)) == 3)
+    with two_honest_and_one_misbehaving_judge(bg, tmp_path, coordinator, FlippingServicer) as (honest, judge):
         result = ask(coordinator.address, k=3)
         assert len(result.candidates) == 3  # the round went on
         bad = [f for f in result.failures if f.node_id == judge.node_id]
         assert bad and all(f.stage == "judge" and "signature does not verify" in f.reason for f in bad)
         assert result.judgments and all(j.judge_node_id != judge.node_id for j in result.judgments)
         assert reputations(coordinator.address)[judge.node_id] < reputations(coordinator.address)[honest[0].node_id]
-    finally:
-        bg.run(server.stop(0))
-        for n in honest:
-            n.stop()
 
 
 def test_too_few_nodes_is_unavailable_with_a_clear_message(bg, tmp_path, coordinator) -> None:
