@@ -38,6 +38,9 @@ class Swarm:
         coordinator = Child("coordinator", ["coordinator", "start", "--listen", "127.0.0.1:0", "--db", str(work / "c.db"),
                                             "--heartbeat-interval", "5", "--default-max-tokens", "48", "--seed", "1",
                                             "--key-path", str(work / "c.key"), "--calibration-threshold", "0",
+                                            # no probation burst of spot checks: each would keep the three
+                                            # models busy for tens of seconds behind the tests' own rounds
+                                            "--probation-rate", "0",
                                             # deadlines a loaded 2-core machine keeps (a late node is penalised)
                                             "--generate-timeout", "1800", "--judge-timeout", "1800",
                                             "--calibration-timeout", "1800"],

@@ -25,6 +25,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         coordinator = Child("coordinator", ["coordinator", "start", "--listen", "127.0.0.1:0", "--db", str(work / "c.db"),
                                             "--heartbeat-interval", "0.5", "--default-max-tokens", "32", "--seed", "1",
                                             "--key-path", str(work / "c.key"), "--calibration-threshold", "0",
+                                            "--probation-rate", "0",  # no spot-check burst behind the tests' rounds
                                             "--http-listen", "127.0.0.1:0", "--generate-timeout", "900", "--judge-timeout", "900",
                                             "--calibration-timeout", "900"], work / "coordinator.log")
         children.append(coordinator)
