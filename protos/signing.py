@@ -113,9 +113,10 @@ def _verify_openssl(public_key: bytes, signature: bytes, payload: bytes) -> bool
 
 def _verify_function() -> Callable[[bytes, bytes, bytes], bool]:
     """libsodium (PyNaCl, installed with the server extra) when present: its Ed25519 check costs about
-    half of OpenSSL's, and a coordinator checks ~12 signatures per round (5 candidates, 7 judge replies). It is also the stricter
-    of the two (it refuses small-order keys and non-canonical points, which no honest signer
-    produces). Without PyNaCl (the light client install), OpenSSL through ``cryptography``."""
+    half of OpenSSL's, and a coordinator checks ~12 signatures per round (5 candidates, 7 judge
+    replies). It is also the stricter of the two (it refuses small-order keys and non-canonical
+    points, which no honest signer produces). Without PyNaCl (the light client install), OpenSSL
+    through ``cryptography``."""
     try:
         from nacl.bindings import crypto_sign_open
         from nacl.exceptions import BadSignatureError
