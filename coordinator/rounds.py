@@ -319,7 +319,7 @@ class RoundRunner:
 
     async def _maybe_spot_check(self) -> None:
         """Follow a round with the hidden calibration rounds ``spot_checks.Plan`` asks for (often
-        none; one after each round while some node's record is short), one series at a time. Each
+        none; ``probation_rate`` per round while some node's record is short), one series at a time. Each
         goes to as many nodes as a round may hold, short records first: that is where exploration
         happens."""
         if self._spot_checks.busy:
