@@ -36,12 +36,13 @@ from .replay import TOP_K, chosen_on_calibration, split, vote
 
 
 class Records:
-    """Each node's ground-truth record as the coordinator would hold it (per topic for judges)."""
+    """Each node's ground-truth record as the coordinator would hold it (overall and per topic)."""
 
     def __init__(self, models: list[str]) -> None:
         self.generator = {m: [0.0, 0] for m in models}
         self.judge = {m: [0.0, 0] for m in models}
         self.topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
+        self.generator_topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
         self.passed = dict.fromkeys(models, 0)
 
     def measured(self) -> dict[str, int]:
@@ -50,27 +51,34 @@ class Records:
 
     def trust(self, m: str) -> Trust:
         status = "established" if self.passed[m] >= reputation.PROVEN_AFTER else "probation"
-        topics = tuple((t, v[0], int(v[1])) for t, v in sorted(self.topics[m].items()))
         return Trust(0.5, 0.5, status, 0.0, self.passed[m], self.generator[m][0], int(self.generator[m][1]),
-                     self.judge[m][0], int(self.judge[m][1]), 0, topics)
+                     self.judge[m][0], int(self.judge[m][1]), 0, _topics(self.topics[m]), _topics(self.generator_topics[m]))
+
+
+def _topics(table: dict[str, list[float]]) -> tuple[tuple[str, float, int], ...]:
+    return tuple((t, v[0], int(v[1])) for t, v in sorted(table.items()))
 
 
 def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.random.Generator, explored: int = 0,
                probation_checks: int = spot_checks.PROBATION_CHECKS) -> None:
     """One hidden spot check on ``q``: ``explored`` generators (0: every node), the ones with a
     generator record shorter than ``probation_checks`` first (as ``dispatch`` orders spot checks)."""
-    models = matrix.models
+    models, topic = matrix.models, evidence.topic_of(q.prompt)
     keys = rng.random(len(models)) + np.array([records.generator[m][1] < probation_checks for m in models])
     for i in np.argsort(-keys, kind="stable")[: explored or len(models)]:
         ok = matrix.correct[models[int(i)]].get(q.qid, False)
         records.generator[models[int(i)]][0] += ok
         records.generator[models[int(i)]][1] += 1
         records.passed[models[int(i)]] += ok
+        if topic:
+            cell = records.generator_topics[models[int(i)]].setdefault(topic, [0.0, 0])
+            cell[0] += ok
+            cell[1] += 1
     wrong = Counter(matrix.answers[m].get(q.qid, "") for m in models if not matrix.correct[m].get(q.qid, False))
     wrong.pop("", None)
     if not wrong:
         return
-    worse, topic = wrong.most_common(1)[0][0], evidence.topic_of(q.prompt)
+    worse = wrong.most_common(1)[0][0]
     for m in models:
         mine = matrix.answers[m].get(q.qid, "")
         if mine not in (q.gold, worse):

@@ -3,9 +3,16 @@
 Judging happens per candidate: a node may judge another node's candidate even when its own text is
 identical (otherwise an honest majority that agrees could never judge its own answer). Aggregation
 happens per distinct answer: candidates with the same text are one Bradley-Terry item, so every
-comparison won by any of them counts for all. An answer's "support" (the summed evidence weights of
-the generators that wrote it, then their running scores) breaks ties in strength, e.g. when no
-comparison could be judged.
+comparison won by any of them counts for all.
+
+Generators vote too (``generator_votes``): writing an answer is evidence that it is right, worth the
+log-odds of the generator's accuracy above chance for the question's format and topic (its record on
+the topic, shrunk toward its overall one), the same units as a judge's verdict weight (log-odds of
+its accuracy on a pair). Only the ``TOP_VOTERS`` generators with the most evidence vote, as only the
+top judges count: a few strong, proven members decide, weak correlated ones do not dilute them. Each
+vote enters the fit as wins of the answer over every other answer. On MMLU-Pro (reference-guided
+judges) this lifts the swarm to the vote of the top four per topic (``swarmrank bench offline``).
+An answer's "support" (those votes, then its generators' running scores) breaks remaining ties.
 
 Judging is hierarchical (``hierarchical``): a judge that preferred the same position in both
 orders of a pair said nothing about the answers and counts for nothing there; on each pair of
@@ -31,6 +38,7 @@ from .trust import Trust
 
 OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
 LEAD = 1.0  # when a pair's heaviest judge speaks, judges weighing at least this fraction of it vote beside it
+TOP_VOTERS = 4  # generators whose answers count as votes in a round (as ``reputation.TOP_JUDGES`` judges)
 
 
 @dataclass(frozen=True)
@@ -53,16 +61,37 @@ def text_groups(candidates: Sequence[Candidate]) -> list[int]:
     return [index.setdefault(c.text.strip(), len(index)) for c in candidates]
 
 
-def support(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
-            chance: float = evidence.FREE_FORM_CHANCE) -> list[float]:
-    """Per distinct answer: the summed evidence weight of every eligible node that wrote it (its
-    prior as a generator), plus a thousandth of their running scores to order answers without one."""
+def generator_weight(t: Trust | None, chance: float, topic: str = "") -> float:
+    """Log-odds of the generator record's lower confidence bound above ``chance`` (0 without confident
+    evidence), on the question's ``topic`` (``Trust.generator_record_on``), squeezed below the cap
+    while on probation."""
+    if t is None or not t.eligible:
+        return 0.0
+    w = evidence.weight(*(t.generator_record_on(topic) if topic else t.generator_record), chance)
+    return evidence.on_probation(w) if t.status == "probation" else w
+
+
+def generator_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
+                    chance: float = evidence.FREE_FORM_CHANCE, topic: str = "") -> list[float]:
+    """Per distinct answer: the summed weights of the ``TOP_VOTERS`` heaviest generators that wrote it."""
+    weights = evidence.select({c.node_id: generator_weight(trusts.get(c.node_id), chance, topic) for c in candidates},
+                              TOP_VOTERS)
     votes = [0.0] * (max(group_of) + 1 if group_of else 0)
+    for c, g in zip(candidates, group_of):
+        votes[g] += weights[c.node_id]
+    return votes
+
+
+def support(candidates: Sequence[Candidate], group_of: Sequence[int], votes: Sequence[float],
+            trusts: Mapping[str, Trust]) -> list[float]:
+    """Per distinct answer, to order answers of equal strength: its generator ``votes``, plus a
+    thousandth of the running scores of the eligible nodes that wrote it."""
+    out = list(votes)
     for c, g in zip(candidates, group_of):
         t = trusts.get(c.node_id)
         if t is not None and t.eligible:
-            votes[g] += evidence.weight(*t.generator_record, chance) + 1e-3 * t.generator
-    return votes
+            out[g] += 1e-3 * t.generator
+    return out
 
 
 def judge_weight(t: Trust | None, topic: str = "") -> float:
@@ -122,9 +151,14 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
     group_of = text_groups(candidates)
     weighted = hierarchical(judgments, group_of)
     chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
-    answers = _fit_answers(max(group_of) + 1, [(group_of[j.answer_a], group_of[j.answer_b], OUTCOME[j.preference])
-                                               for j in weighted],
-                           [j.weight for j in weighted], support(candidates, group_of, trusts, chance), prior)
+    votes = generator_votes(candidates, group_of, trusts, chance, evidence.topic_of(prompt))
+    rows = [(group_of[j.answer_a], group_of[j.answer_b], OUTCOME[j.preference]) for j in weighted]
+    weights = [j.weight for j in weighted]
+    for answer, v in enumerate(votes):
+        if v > 0:  # a vote for an answer: wins over every other answer, worth the voters' weight
+            rows += [(answer, other, 1.0) for other in range(len(votes)) if other != answer]
+            weights += [v] * (len(votes) - 1)
+    answers = _fit_answers(len(votes), rows, weights, support(candidates, group_of, votes, trusts), prior)
     place = {g: position for position, g in enumerate(answers.ranking)}
     g = np.asarray(group_of)
     ranking = sorted(range(len(candidates)), key=lambda i: (place[group_of[i]], i))

@@ -29,7 +29,7 @@ from swarmrank.protos.signing import Identity
 from . import consensus, reputation
 from .domain import RoundResult
 from .node_table import TRUST_COLUMNS, trust_from_row
-from .trust import RECORD_PRIOR, TOPIC_PRIOR, Trust
+from .trust import GENERATOR_TOPIC_PRIOR, RECORD_PRIOR, TOPIC_PRIOR, Trust
 
 ZERO_HASH = bytes(32)
 TAG = b"swarmrank/ledger/1\x00"
@@ -59,7 +59,8 @@ def genesis_body(identity: Identity) -> dict[str, Any]:
             "penalty": reputation.PENALTY, "decay_seconds": reputation.DECAY_SECONDS,
             "proven_after": reputation.PROVEN_AFTER, "probation_weight_cap": reputation.PROBATION_WEIGHT_CAP,
             "top_judges": reputation.TOP_JUDGES, "recorded": reputation.RECORDED,
-            "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR if math.isfinite(TOPIC_PRIOR) else "off"}
+            "lead": consensus.LEAD, "topic_prior": TOPIC_PRIOR if math.isfinite(TOPIC_PRIOR) else "off",
+            "generator_topic_prior": GENERATOR_TOPIC_PRIOR, "top_voters": consensus.TOP_VOTERS}
     return {"kind": "genesis", "coordinator_key": identity.public_key.hex(), "rule": rule}
 
 

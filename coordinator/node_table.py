@@ -14,7 +14,7 @@ from typing import Any
 from swarmrank.protos.types import ModelInfo, Role
 
 from .domain import NodeRecord
-from .trust import Trust
+from .trust import Topics, Trust
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -36,19 +36,23 @@ CREATE TABLE IF NOT EXISTS nodes (
     judge_n INTEGER NOT NULL,
     rounds INTEGER NOT NULL DEFAULT 0,
     judge_biased INTEGER NOT NULL DEFAULT 0,
-    judge_topics TEXT NOT NULL DEFAULT '[]'
+    judge_topics TEXT NOT NULL DEFAULT '[]',
+    generator_topics TEXT NOT NULL DEFAULT '[]'
 );
 """
 
 
 TRUST_COLUMNS = ("generator_score, judge_score, status, truths_passed, trust_updated_unix, "
-                 "generator_sum, generator_n, judge_sum, judge_n, judge_biased, judge_topics")
+                 "generator_sum, generator_n, judge_sum, judge_n, judge_biased, judge_topics, generator_topics")
 
 
 def trust_from_row(r: Sequence[Any]) -> Trust:
     """A Trust from the TRUST_COLUMNS of a node row."""
-    topics = tuple((str(name), float(total), int(n)) for name, total, n in json.loads(r[10] or "[]"))
-    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8], r[9], topics)
+    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8], r[9], topics_from_json(r[10]), topics_from_json(r[11]))
+
+
+def topics_from_json(stored: str | None) -> Topics:
+    return tuple((str(name), float(total), int(n)) for name, total, n in json.loads(stored or "[]"))
 
 
 def model_from_json(stored: dict[str, Any]) -> ModelInfo:
@@ -59,4 +63,5 @@ def node_row(n: NodeRecord) -> tuple[Any, ...]:
     return (n.node_id, n.public_key, n.address, json.dumps([asdict(m) for m in n.models]), n.max_concurrency,
             n.registered_unix, n.last_seen_unix, n.trust.generator, n.trust.judge, n.trust.status,
             n.trust.truths_passed, n.trust.updated_unix, n.trust.generator_sum, n.trust.generator_n,
-            n.trust.judge_sum, n.trust.judge_n, n.rounds, n.trust.judge_biased, json.dumps(n.trust.judge_topics))
+            n.trust.judge_sum, n.trust.judge_n, n.rounds, n.trust.judge_biased, json.dumps(n.trust.judge_topics),
+            json.dumps(n.trust.generator_topics))

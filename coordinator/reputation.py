@@ -48,7 +48,7 @@ from . import evidence
 from . import consensus
 from .consensus import Consensus
 from .domain import Judgment
-from .trust import Trust
+from .trust import Topics, Trust
 
 PROBATION = 0.2
 QUARANTINE = 0.1
@@ -145,7 +145,8 @@ def apply(t: Trust | None, e: Event) -> Trust:
         if e.role == "generator":
             changes["generator"] = t.generator + rate * (e.value - t.generator)
             if recorded:
-                changes.update(generator_sum=t.generator_sum + e.value, generator_n=t.generator_n + 1)
+                changes.update(generator_sum=t.generator_sum + e.value, generator_n=t.generator_n + 1,
+                               generator_topics=_add_topic(t.generator_topics, e.topic, e.value))
         elif e.role == "judge":
             changes["judge"] = t.judge + rate * (e.value - t.judge)
             if recorded:
@@ -159,7 +160,7 @@ def apply(t: Trust | None, e: Event) -> Trust:
     raise ValueError(f"unknown event kind {e.kind!r}")
 
 
-def _add_topic(topics: tuple[tuple[str, float, int], ...], topic: str, value: float) -> tuple[tuple[str, float, int], ...]:
+def _add_topic(topics: Topics, topic: str, value: float) -> Topics:
     """The per-topic record with one more observation ``value`` on ``topic`` (unchanged without one)."""
     if not topic:
         return topics
@@ -186,13 +187,6 @@ def judge_weights(trusts: Mapping[str, Trust], judges: Iterable[str], top: int, 
     if not any(weights.values()):
         return {j: (UNPROVEN_WEIGHT if (t := trusts.get(j)) is not None and t.eligible else 0.0) for j in weights}
     return weights
-
-
-def generator_weight(t: Trust | None, chance: float) -> float:
-    """A generator's prior: log-odds of its record's lower bound above the format's chance level."""
-    if t is None or not t.eligible:
-        return 0.0
-    return evidence.weight(*t.generator_record, chance)
 
 
 def agreement(judgment: Judgment, consensus: Consensus) -> float:
@@ -230,8 +224,8 @@ def judge_values(scored: Iterable[tuple[str, tuple[int, int], float, Preference]
 def _role_events(round_id: str, ts: float, source: str, generators: Mapping[str, float],
                  judges: Mapping[str, list[float]], topic: str = "") -> list[Event]:
     """Generator events with their values, then judge events with the mean of their pair values
-    (judge evidence carries the question's ``topic``: the per-topic record is a judge's)."""
-    events = [Event("evidence", node, ts, source, generators[node], round_id, "generator") for node in sorted(generators)]
+    (both carry the question's ``topic``, for the per-topic records)."""
+    events = [Event("evidence", node, ts, source, generators[node], round_id, "generator", topic) for node in sorted(generators)]
     for node in sorted(judges):
         events.append(Event("evidence", node, ts, source, sum(judges[node]) / len(judges[node]), round_id, "judge", topic))
     return events

@@ -11,10 +11,24 @@ import math
 from dataclasses import dataclass
 
 RECORD_PRIOR = 4.0  # observations the running judge score is worth against the ground-truth record
-# Observations the overall judge record is worth against a topic's own record. Infinite (topics
-# recorded and replayed, but weights from the overall record): in `bench replay --limit 1000 --seed 0`
-# (MMLU-Pro) weights per topic at 50 cost 3.2 points (69.70% against 72.90%), offline 10 cost 1.3.
+# Observations a node's overall record is worth against its record on one topic (shrinkage). Judges:
+# infinite (topics recorded and replayed, weights from the overall record): in `bench replay --limit
+# 1000 --seed 0` (MMLU-Pro) judge weights per topic at 50 cost 3.2 points (69.70% against 72.90%),
+# offline 10 cost 1.3. Generators: 50, which puts the strongest few per topic in front: on MMLU-Pro a
+# vote of the top 4 per topic beats the top 4 overall (`bench offline`, see consensus.support).
 TOPIC_PRIOR = math.inf
+GENERATOR_TOPIC_PRIOR = 50.0
+
+Topics = tuple[tuple[str, float, int], ...]  # (topic, sum, count), sorted by topic
+
+
+def _shrunk(successes: float, n: int, topic_successes: float, k: int, prior: float) -> tuple[float, int]:
+    """The accuracy on a topic (``topic_successes`` of ``k``) shrunk toward the overall one, worth
+    ``prior`` observations, at the confidence of the overall record (a topic's few observations
+    move the estimate, they do not make it surer)."""
+    if math.isinf(prior) or not n or not k:
+        return successes, n
+    return (topic_successes + prior * successes / n) / (k + prior) * n, n
 
 
 @dataclass(frozen=True)
@@ -34,9 +48,10 @@ class Trust:
     # Spot checks on which it preferred the same position in both orders of a pair: not in the
     # record its weight comes from (such verdicts count for nothing), but counted against it.
     judge_biased: int = 0
-    # The judge record per topic of the spot-check questions ((topic, sum, count), sorted by topic):
-    # a node can be strong on law and weak on physics.
-    judge_topics: tuple[tuple[str, float, int], ...] = ()
+    # The records per topic of the spot-check questions ((topic, sum, count), sorted by topic): a
+    # node can be strong on law and weak on physics.
+    judge_topics: Topics = ()
+    generator_topics: Topics = ()
 
     @property
     def judge_reliability(self) -> float:
@@ -58,17 +73,19 @@ class Trust:
         return (self.judge_sum + self.judge_n) / 2.0, self.judge_n
 
     def judge_record_on(self, topic: str) -> tuple[float, int]:
-        """The judge record for a question of ``topic``: the accuracy on that topic shrunk toward the
-        overall one (worth ``TOPIC_PRIOR`` observations), at the confidence of the overall record
-        (a topic's few observations move the estimate, they do not make it surer)."""
-        successes, n = self.judge_record
-        if math.isinf(TOPIC_PRIOR):
-            return successes, n
+        """The judge record for a question of ``topic``, shrunk toward the overall one (``TOPIC_PRIOR``)."""
         for name, total, k in self.judge_topics:
-            if name == topic and n:
-                shrunk = ((total + k) / 2.0 + TOPIC_PRIOR * successes / n) / (k + TOPIC_PRIOR)
-                return shrunk * n, n
-        return successes, n
+            if name == topic:
+                return _shrunk(*self.judge_record, (total + k) / 2.0, k, TOPIC_PRIOR)
+        return self.judge_record
+
+    def generator_record_on(self, topic: str) -> tuple[float, int]:
+        """The generator record for a question of ``topic``, shrunk toward the overall one
+        (``GENERATOR_TOPIC_PRIOR``)."""
+        for name, total, k in self.generator_topics:
+            if name == topic:
+                return _shrunk(*self.generator_record, total, k, GENERATOR_TOPIC_PRIOR)
+        return self.generator_record
 
     @property
     def judge_conduct(self) -> tuple[float, int]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from swarmrank.coordinator import consensus, dispatch, judging_plan
+from swarmrank.coordinator import consensus, dispatch, evidence, judging_plan
 from swarmrank.coordinator.domain import Candidate, Judgment, NodeRecord
 from swarmrank.coordinator.registry import node_state
 from swarmrank.coordinator.trust import Trust
@@ -145,7 +146,42 @@ def test_support_counts_every_author_of_the_same_text() -> None:
     cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(["Paris", " Paris\n", "Rome"])]
     trusts = {f"n{i}": Trust(0.5, 0.5, "probation", 0.0, 0) for i in range(3)}
     groups = consensus.text_groups(cands)
-    assert groups == [0, 0, 1] and consensus.support(cands, groups, trusts) == pytest.approx([1e-3, 0.5e-3])
+    votes = consensus.generator_votes(cands, groups, trusts)
+    assert groups == [0, 0, 1] and votes == [0.0, 0.0]  # no record, no vote
+    assert consensus.support(cands, groups, votes, trusts) == pytest.approx([1e-3, 0.5e-3])
+
+
+def proven(right: int, n: int, topics: tuple[tuple[str, float, int], ...] = ()) -> Trust:
+    return Trust(0.9, 0.9, "established", 0.0, 50, float(right), n, 0.0, 0, 0, (), topics)
+
+
+def test_generator_votes_are_evidence_weights_of_the_top_voters_on_the_topic() -> None:
+    texts = ["(A)", "(B)", "(A)", "(C)", "(D)", "(B)"]
+    cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(texts)]
+    groups = consensus.text_groups(cands)
+    rights = [80, 80, 80, 75, 70, 95]  # of 100 spot checks: n3 and n4 are not among the top four voters
+    trusts = {f"n{i}": proven(r, 100) for i, r in enumerate(rights)}
+    w = {i: consensus.generator_weight(trusts[f"n{i}"], 0.25) for i in range(6)}
+    assert w[5] > w[0] == w[1] == w[2] > w[3] > w[4] > 0
+    assert consensus.generator_votes(cands, groups, trusts, 0.25) == pytest.approx([w[0] + w[2], w[1] + w[5], 0.0, 0.0])
+    # On law n3 has been right every time and n5 never: n3 votes there, n5 does not.
+    trusts["n3"] = proven(75, 100, (("law", 40.0, 40),))
+    trusts["n5"] = proven(95, 100, (("law", 0.0, 40),))
+    law = consensus.generator_votes(cands, groups, trusts, 0.25, "law")
+    assert law == pytest.approx([w[0] + w[2], w[1], consensus.generator_weight(trusts["n3"], 0.25, "law"), 0.0])
+    assert law[2] > w[0] and consensus.generator_weight(trusts["n5"], 0.25, "law") < w[0]
+    # On probation a vote is squeezed below the cap; quarantined, it is gone.
+    assert 0 < consensus.generator_weight(replace(trusts["n0"], status="probation"), 0.25) < evidence.PROBATION_WEIGHT_CAP
+    assert consensus.generator_weight(replace(trusts["n0"], status="quarantined"), 0.25) == 0.0
+
+
+def test_proven_generators_outvote_an_unproven_one_without_judges() -> None:
+    cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(["42", "41", "42"])]
+    trusts = {"n0": proven(70, 100), "n1": proven(90, 100), "n2": proven(70, 100)}
+    c = consensus.rank_candidates(cands, [], trusts, prompt="What is six times seven?")
+    assert c.winner == 0 and c.ranks == [1, 2, 1]  # two proven votes beat one stronger one
+    trusts["n2"] = Trust(0.5, 0.5, "probation", 0.0, 0)
+    assert consensus.rank_candidates(cands, [], trusts, prompt="What is six times seven?").winner == 1
 
 
 def test_node_state_from_heartbeats() -> None:

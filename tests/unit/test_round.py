@@ -282,9 +282,12 @@ async def test_per_topic_records_survive_the_store_and_the_ledger_replays_them(t
         node_id = s.nodes[0].node_id
         await s.registry.record([reputation.Event("evidence", node_id, 10.0 + i, "spot_check", v, f"r{i}", "judge", topic)
                                  for i, (v, topic) in enumerate([(1.0, "law"), (-1.0, "law"), (1.0, "physics"), (1.0, "")])])
+        await s.registry.record([reputation.Event("evidence", node_id, 20.0 + i, "spot_check", v, f"g{i}", "generator", topic)
+                                 for i, (v, topic) in enumerate([(1.0, "law"), (0.0, "physics"), (1.0, "physics")])])
         stored = s.store.load_nodes()  # what a restarted coordinator reads back
         trust = next(n.trust for n in stored if n.node_id == node_id)
         assert trust.judge_topics == (("law", 0.0, 2), ("physics", 1.0, 1)) and trust.judge_n == 4
+        assert trust.generator_topics == (("law", 1.0, 1), ("physics", 1.0, 2)) and trust.generator_n == 3
         assert ledger.replay_and_compare(s.db).mismatches == []
     finally:
         await s.close()

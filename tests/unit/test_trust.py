@@ -326,4 +326,21 @@ def test_per_topic_records_shrink_to_the_overall_record_and_replay(monkeypatch: 
     assert 0.5 * n < law < overall
     assert "topic" not in Event("evidence", "n", 1.0, "spot_check", 1.0, "r", "judge").to_body()  # older entries unchanged
     ev_topic = spot_check_events("r", 1.0, [True, False], {"g": 0}, [], "law")
-    assert all(e.topic == "law" for e in ev_topic if e.role == "judge")
+    assert all(e.topic == "law" for e in ev_topic)  # generator and judge evidence alike
+
+
+def test_generator_records_per_topic_shrink_to_the_overall_record() -> None:
+    from swarmrank.coordinator import consensus, trust as trust_module
+    from swarmrank.coordinator.reputation import Event, apply
+    t = apply(None, Event("admit", "n", 0.0, "calibration", 1.0))
+    for i in range(60):  # law: right on 1 in 3; physics: always right
+        topic = "law" if i % 2 else "physics"
+        value = 1.0 if topic == "physics" or i % 3 == 0 else 0.0
+        t = apply(t, Event.from_body(Event("evidence", "n", 1.0 + i, "spot_check", value, f"r{i}", "generator", topic).to_body()))
+    assert dict((name, n) for name, _, n in t.generator_topics) == {"law": 30, "physics": 30}
+    successes, n = t.generator_record
+    law, physics = t.generator_record_on("law")[0], t.generator_record_on("physics")[0]
+    prior = trust_module.GENERATOR_TOPIC_PRIOR
+    assert law == pytest.approx((10 + prior * successes / n) / (30 + prior) * n) and law < successes < physics
+    assert t.generator_record_on("chemistry") == (successes, n)
+    assert consensus.generator_weight(t, 0.1, "law") < consensus.generator_weight(t, 0.1) < consensus.generator_weight(t, 0.1, "physics")
