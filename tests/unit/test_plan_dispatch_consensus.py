@@ -155,21 +155,22 @@ def proven(right: int, n: int, topics: tuple[tuple[str, float, int], ...] = ()) 
     return Trust(0.9, 0.9, "established", 0.0, 50, float(right), n, 0.0, 0, 0, (), topics)
 
 
-def test_generator_votes_are_evidence_weights_of_the_top_voters_on_the_topic() -> None:
+def test_generator_votes_are_evidence_weights_of_the_top_voters_on_the_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consensus, "TOP_VOTERS", 3)
     texts = ["(A)", "(B)", "(A)", "(C)", "(D)", "(B)"]
     cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(texts)]
     groups = consensus.text_groups(cands)
-    rights = [80, 80, 80, 75, 70, 95]  # of 100 spot checks: n3 and n4 are not among the top four voters
+    rights = [80, 80, 75, 70, 60, 95]  # of 100 spot checks: n2, n3 and n4 are not among the top three voters
     trusts = {f"n{i}": proven(r, 100) for i, r in enumerate(rights)}
     w = {i: consensus.generator_weight(trusts[f"n{i}"], 0.25) for i in range(6)}
-    assert w[5] > w[0] == w[1] == w[2] > w[3] > w[4] > 0
-    assert consensus.generator_votes(cands, groups, trusts, 0.25) == pytest.approx([w[0] + w[2], w[1] + w[5], 0.0, 0.0])
-    # On law n3 has been right every time and n5 never: n3 votes there, n5 does not.
-    trusts["n3"] = proven(75, 100, (("law", 40.0, 40),))
+    assert w[5] > w[0] == w[1] > w[2] > w[3] > w[4] > 0
+    assert consensus.generator_votes(cands, groups, trusts, 0.25) == pytest.approx([w[0], w[1] + w[5], 0.0, 0.0])
+    # On law n2 has been right every time and n5 never: n2 votes there, n5 does not.
+    trusts["n2"] = proven(75, 100, (("law", 40.0, 40),))
     trusts["n5"] = proven(95, 100, (("law", 0.0, 40),))
     law = consensus.generator_votes(cands, groups, trusts, 0.25, "law")
-    assert law == pytest.approx([w[0] + w[2], w[1], consensus.generator_weight(trusts["n3"], 0.25, "law"), 0.0])
-    assert law[2] > w[0] and consensus.generator_weight(trusts["n5"], 0.25, "law") < w[0]
+    assert law == pytest.approx([w[0] + consensus.generator_weight(trusts["n2"], 0.25, "law"), w[1], 0.0, 0.0])
+    assert consensus.generator_weight(trusts["n2"], 0.25, "law") > w[0] > consensus.generator_weight(trusts["n5"], 0.25, "law")
     # On probation a vote is squeezed below the cap; quarantined, it is gone.
     assert 0 < consensus.generator_weight(replace(trusts["n0"], status="probation"), 0.25) < evidence.PROBATION_WEIGHT_CAP
     assert consensus.generator_weight(replace(trusts["n0"], status="quarantined"), 0.25) == 0.0
