@@ -10,10 +10,9 @@ log-odds of the generator's accuracy above chance for the question's format and 
 the topic, shrunk toward its overall one), the same units as a judge's verdict weight (log-odds of
 its accuracy on a pair). Only the ``TOP_VOTERS`` generators with the most evidence vote, as only the
 top judges count: a few strong, proven members decide, weak correlated ones do not dilute them. Each
-vote enters the fit as wins of the answer over every other answer. On MMLU-Pro (reference-guided
-judges, `swarmrank bench replay`) the votes lifted the swarm by 0.4-0.6 point, above the top-4 vote
-on seed 0; 3 voters and judges within 85% of the leader beside it were the best of the variants
-tried offline over 5 seeds (README, "Consensus quality on real answers").
+vote enters the fit as wins of the answer over every other answer. In the MMLU-Pro replay the
+votes lifted the swarm by 0.4-0.55 point on each of 3 seeds (README, "Consensus quality on real
+answers", also for the variants tried: 3 voters helped MMLU-Pro offline and cost MATH-L5).
 An answer's "support" (those votes, then its generators' running scores) breaks remaining ties.
 
 Judging is hierarchical (``hierarchical``): a judge that preferred the same position in both
@@ -39,8 +38,8 @@ from .domain import Candidate, Judgment
 from .trust import Trust
 
 OUTCOME = {Preference.A: 1.0, Preference.B: 0.0, Preference.TIE: 0.5}
-LEAD = 0.85  # when a pair's heaviest judge speaks, judges weighing at least this fraction of it vote beside it
-TOP_VOTERS = 3  # generators whose answers count as votes in a round (like ``reputation.TOP_JUDGES``)
+LEAD = 1.0  # when a pair's heaviest judge speaks, judges weighing at least this fraction of it vote beside it
+TOP_VOTERS = 4  # generators whose answers count as votes in a round (like ``reputation.TOP_JUDGES``)
 
 
 @dataclass(frozen=True)
