@@ -344,3 +344,22 @@ def test_generator_records_per_topic_shrink_to_the_overall_record() -> None:
     assert law == pytest.approx((10 + prior * successes / n) / (30 + prior) * n) and law < successes < physics
     assert t.generator_record_on("chemistry") == (successes, n)
     assert consensus.generator_weight(t, 0.1, "law") < consensus.generator_weight(t, 0.1) < consensus.generator_weight(t, 0.1, "physics")
+
+
+def test_a_database_from_before_per_topic_records_opens_and_keeps_its_nodes(tmp_path) -> None:
+    from swarmrank.coordinator.domain import NodeRecord
+    from swarmrank.protos.types import ModelInfo
+    key = Identity.generate()
+    topics = (("law", 3.0, 4),)
+    record = NodeRecord("n0", b"k" * 32, "127.0.0.1:1", (ModelInfo("m"),), 1, 0.0, 0.0,
+                        Trust(0.5, 0.5, "established", 0.0, 5, 3.0, 4, 1.0, 2, 0, (), topics))
+    store = Store(tmp_path / "old.db", key)
+    store.commit([], {}, new_nodes=[record])
+    assert store.load_nodes()[0].trust.generator_topics == topics
+    store.close()
+    _edit(tmp_path / "old.db", "ALTER TABLE nodes DROP COLUMN generator_topics")  # as an older version wrote it
+    _edit(tmp_path / "old.db", "ALTER TABLE nodes DROP COLUMN judge_topics")
+    store = Store(tmp_path / "old.db", key)
+    (loaded,) = store.load_nodes()
+    assert loaded.trust.generator_topics == () and loaded.trust.judge_topics == () and loaded.trust.generator_n == 4
+    store.close()
