@@ -185,6 +185,18 @@ def test_proven_generators_outvote_an_unproven_one_without_judges() -> None:
     assert consensus.rank_candidates(cands, [], trusts, prompt="What is six times seven?").winner == 1
 
 
+def test_judges_still_decide_between_answers_of_equally_proven_generators() -> None:
+    # Free-form answers of two generators with the same record: their votes cancel, the judges decide;
+    # a stronger writer's vote does not outweigh a proven judge's verdicts in both orders.
+    cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(["41", "42"])]
+    trusts = {"n0": proven(70, 100), "n1": proven(70, 100)}
+    judged = [judgment(0, 1, Preference.B, "j", 2.0), judgment(1, 0, Preference.A, "j", 2.0)]
+    assert consensus.rank_candidates(cands, judged, trusts, prompt="What is six times seven?").winner == 1
+    assert consensus.rank_candidates(cands, [], trusts, prompt="What is six times seven?").confidence == pytest.approx(0.5)
+    trusts["n0"] = proven(75, 100)
+    assert consensus.rank_candidates(cands, judged, trusts, prompt="What is six times seven?").winner == 1
+
+
 def test_node_state_from_heartbeats() -> None:
     n = node(0)
     assert node_state(n, now=2.0, interval=1.0) == "healthy"
