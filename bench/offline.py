@@ -41,7 +41,7 @@ class Records:
     def __init__(self, models: list[str]) -> None:
         self.generator = {m: [0.0, 0] for m in models}
         self.judge = {m: [0.0, 0] for m in models}
-        self.topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
+        self.judge_topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
         self.generator_topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
         self.passed = dict.fromkeys(models, 0)
 
@@ -52,11 +52,18 @@ class Records:
     def trust(self, m: str) -> Trust:
         status = "established" if self.passed[m] >= reputation.PROVEN_AFTER else "probation"
         return Trust(0.5, 0.5, status, 0.0, self.passed[m], self.generator[m][0], int(self.generator[m][1]),
-                     self.judge[m][0], int(self.judge[m][1]), 0, _topics(self.topics[m]), _topics(self.generator_topics[m]))
+                     self.judge[m][0], int(self.judge[m][1]), 0, _topics(self.judge_topics[m]), _topics(self.generator_topics[m]))
 
 
 def _topics(table: dict[str, list[float]]) -> tuple[tuple[str, float, int], ...]:
     return tuple((t, v[0], int(v[1])) for t, v in sorted(table.items()))
+
+
+def _observe(record: list[float], table: dict[str, list[float]], topic: str, value: float) -> None:
+    """One more observation ``value`` in a record (sum, count) and, with a topic, in that topic's."""
+    for cell in (record, table.setdefault(topic, [0.0, 0])) if topic else (record,):
+        cell[0] += value
+        cell[1] += 1
 
 
 def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.random.Generator, explored: int = 0,
@@ -66,14 +73,10 @@ def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.rand
     models, topic = matrix.models, evidence.topic_of(q.prompt)
     keys = rng.random(len(models)) + np.array([records.generator[m][1] < probation_checks for m in models])
     for i in np.argsort(-keys, kind="stable")[: explored or len(models)]:
-        ok = matrix.correct[models[int(i)]].get(q.qid, False)
-        records.generator[models[int(i)]][0] += ok
-        records.generator[models[int(i)]][1] += 1
-        records.passed[models[int(i)]] += ok
-        if topic:
-            cell = records.generator_topics[models[int(i)]].setdefault(topic, [0.0, 0])
-            cell[0] += ok
-            cell[1] += 1
+        m = models[int(i)]
+        ok = matrix.correct[m].get(q.qid, False)
+        _observe(records.generator[m], records.generator_topics[m], topic, float(ok))
+        records.passed[m] += ok
     wrong = Counter(matrix.answers[m].get(q.qid, "") for m in models if not matrix.correct[m].get(q.qid, False))
     wrong.pop("", None)
     if not wrong:
@@ -84,13 +87,8 @@ def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.rand
         if mine not in (q.gold, worse):
             continue  # neither: a tie both ways, an abstention
         value = 1.0 if mine == q.gold else -1.0
-        records.judge[m][0] += value
-        records.judge[m][1] += 1
+        _observe(records.judge[m], records.judge_topics[m], topic, value)
         records.passed[m] += value > 0
-        if topic:
-            cell = records.topics[m].setdefault(topic, [0.0, 0])
-            cell[0] += value
-            cell[1] += 1
 
 
 def one_round(matrix: AnswerMatrix, q: Question, records: Records, k: int, rng: np.random.Generator) -> bool:

@@ -48,10 +48,10 @@ TRUST_COLUMNS = ("generator_score, judge_score, status, truths_passed, trust_upd
 
 def trust_from_row(r: Sequence[Any]) -> Trust:
     """A Trust from the TRUST_COLUMNS of a node row."""
-    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8], r[9], topics_from_json(r[10]), topics_from_json(r[11]))
+    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8], r[9], _topics_from_json(r[10]), _topics_from_json(r[11]))
 
 
-def topics_from_json(stored: str | None) -> Topics:
+def _topics_from_json(stored: str | None) -> Topics:
     return tuple((str(name), float(total), int(n)) for name, total, n in json.loads(stored or "[]"))
 
 

@@ -27,18 +27,9 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def _root(hashed: Sequence[bytes]) -> bytes:
-    if len(hashed) == 1:
-        return hashed[0]
-    k = _split(len(hashed))
-    return _node(_root(hashed[:k]), _root(hashed[k:]))
-
-
 def root(leaves: Sequence[bytes]) -> bytes:
     """The root over ``leaves`` (at least one)."""
-    if not leaves:
-        raise ValueError("a Merkle tree needs at least one leaf")
-    return _root([_leaf(x) for x in leaves])
+    return proofs(leaves)[0]
 
 
 def proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
