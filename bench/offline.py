@@ -9,7 +9,7 @@ without repeats), but no gRPC, no signatures, no ledger. What it simplifies: a h
 records the explored generators (``--explored``, default every node as in the replay, whose spot
 checks reach every node; short records first) right or wrong and every judge on the known pair only
 (gold vs the most common wrong answer: right, wrong, or an abstention when its own answer is
-neither); client rounds go to the ``--k`` generators with the best proven record and each pair to 4
+neither; in its weight record only when the voters among those generators disagreed); client rounds go to the ``--k`` generators with the best proven record and each pair to 4
 judges that wrote neither answer. Free-form answers are compared as strings (the real path normalises them), so use it for
 multiple choice (MMLU-Pro); the confirming numbers come from ``bench replay``.
 """
@@ -41,6 +41,7 @@ class Records:
     def __init__(self, models: list[str]) -> None:
         self.generator = {m: [0.0, 0] for m in models}
         self.judge = {m: [0.0, 0] for m in models}
+        self.judge_disputed = {m: [0.0, 0] for m in models}
         self.judge_topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
         self.generator_topics: dict[str, dict[str, list[float]]] = {m: {} for m in models}
         self.passed = dict.fromkeys(models, 0)
@@ -52,7 +53,8 @@ class Records:
     def trust(self, m: str) -> Trust:
         status = "established" if self.passed[m] >= reputation.PROVEN_AFTER else "probation"
         return Trust(0.5, 0.5, status, 0.0, self.passed[m], self.generator[m][0], int(self.generator[m][1]),
-                     self.judge[m][0], int(self.judge[m][1]), 0, _topics(self.judge_topics[m]), _topics(self.generator_topics[m]))
+                     self.judge[m][0], int(self.judge[m][1]), 0, _topics(self.judge_topics[m]), _topics(self.generator_topics[m]),
+                     self.judge_disputed[m][0], int(self.judge_disputed[m][1]))
 
 
 def _topics(table: dict[str, list[float]]) -> tuple[tuple[str, float, int], ...]:
@@ -72,8 +74,10 @@ def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.rand
     generator record shorter than ``probation_checks`` first (as ``dispatch`` orders spot checks)."""
     models, topic = matrix.models, evidence.topic_of(q.prompt)
     keys = rng.random(len(models)) + np.array([records.generator[m][1] < probation_checks for m in models])
-    for i in np.argsort(-keys, kind="stable")[: explored or len(models)]:
-        m = models[int(i)]
+    dispatched = [models[int(i)] for i in np.argsort(-keys, kind="stable")[: explored or len(models)]]
+    generators = [Candidate(f"c{i}", m, m, matrix.answers[m].get(q.qid, "").strip(), b"", b"") for i, m in enumerate(dispatched)]
+    disputed = consensus.voters_disagree([c for c in generators if c.text], {m: records.trust(m) for m in dispatched}, q.prompt)
+    for m in dispatched:
         ok = matrix.correct[m].get(q.qid, False)
         _observe(records.generator[m], records.generator_topics[m], topic, float(ok))
         records.passed[m] += ok
@@ -87,7 +91,9 @@ def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.rand
         if mine not in (q.gold, worse):
             continue  # neither: a tie both ways, an abstention
         value = 1.0 if mine == q.gold else -1.0
-        _observe(records.judge[m], records.judge_topics[m], topic, value)
+        _observe(records.judge[m], {}, "", value)
+        if disputed:  # the weight record (``reputation.spot_check_events``)
+            _observe(records.judge_disputed[m], records.judge_topics[m], topic, value)
         records.passed[m] += value > 0
 
 

@@ -72,15 +72,29 @@ def generator_weight(t: Trust | None, chance: float, topic: str = "") -> float:
     return evidence.on_probation(w) if t.status == "probation" else w
 
 
+def _voter_weights(candidates: Sequence[Candidate], trusts: Mapping[str, Trust], chance: float, topic: str) -> dict[str, float]:
+    """Per generator of the round: its vote's weight (0 outside the ``TOP_VOTERS`` heaviest)."""
+    return evidence.select({c.node_id: generator_weight(trusts.get(c.node_id), chance, topic) for c in candidates}, TOP_VOTERS)
+
+
 def generator_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
                     chance: float = evidence.FREE_FORM_CHANCE, topic: str = "") -> list[float]:
     """Per distinct answer: the summed weights of the ``TOP_VOTERS`` heaviest generators that wrote it."""
-    weights = evidence.select({c.node_id: generator_weight(trusts.get(c.node_id), chance, topic) for c in candidates},
-                              TOP_VOTERS)
+    weights = _voter_weights(candidates, trusts, chance, topic)
     votes = [0.0] * (max(group_of) + 1 if group_of else 0)
     for c, g in zip(candidates, group_of):
         votes[g] += weights[c.node_id]
     return votes
+
+
+def voters_disagree(candidates: Sequence[Candidate], trusts: Mapping[str, Trust], prompt: str = "") -> bool:
+    """Is the answer open after the round's votes: fewer than two voters, or voters backing more than
+    one answer? Judging changes a round's answer only then, so only then does a spot check measure a
+    judge where its verdicts count (``reputation.spot_check_events``)."""
+    weights = _voter_weights(candidates, trusts, evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE,
+                             evidence.topic_of(prompt))
+    voters = [c.text.strip() for c in candidates if weights[c.node_id] > 0]
+    return len(voters) < 2 or len(set(voters)) > 1
 
 
 def support(candidates: Sequence[Candidate], group_of: Sequence[int], votes: Sequence[float],
@@ -101,7 +115,7 @@ def judge_weight(t: Trust | None, topic: str = "") -> float:
     on probation."""
     if t is None or not t.eligible:
         return 0.0
-    w = evidence.weight(*(t.judge_record_on(topic) if topic else t.judge_record), evidence.PAIRWISE_CHANCE)
+    w = evidence.weight(*(t.judge_record_on(topic) if topic else t.judge_weight_record), evidence.PAIRWISE_CHANCE)
     return evidence.on_probation(w) if t.status == "probation" else w
 
 

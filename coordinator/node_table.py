@@ -37,18 +37,22 @@ CREATE TABLE IF NOT EXISTS nodes (
     rounds INTEGER NOT NULL DEFAULT 0,
     judge_biased INTEGER NOT NULL DEFAULT 0,
     judge_topics TEXT NOT NULL DEFAULT '[]',
-    generator_topics TEXT NOT NULL DEFAULT '[]'
+    generator_topics TEXT NOT NULL DEFAULT '[]',
+    judge_disputed_sum REAL NOT NULL DEFAULT 0,
+    judge_disputed_n INTEGER NOT NULL DEFAULT 0
 );
 """
 
 
 TRUST_COLUMNS = ("generator_score, judge_score, status, truths_passed, trust_updated_unix, "
-                 "generator_sum, generator_n, judge_sum, judge_n, judge_biased, judge_topics, generator_topics")
+                 "generator_sum, generator_n, judge_sum, judge_n, judge_biased, judge_topics, generator_topics, "
+                 "judge_disputed_sum, judge_disputed_n")
 
 
 def trust_from_row(r: Sequence[Any]) -> Trust:
     """A Trust from the TRUST_COLUMNS of a node row."""
-    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8], r[9], _topics_from_json(r[10]), _topics_from_json(r[11]))
+    return Trust(r[0], r[1], r[2], r[4], r[3], r[5], r[6], r[7], r[8], r[9], _topics_from_json(r[10]), _topics_from_json(r[11]),
+                 r[12], r[13])
 
 
 def _topics_from_json(stored: str | None) -> Topics:
@@ -64,4 +68,4 @@ def node_row(n: NodeRecord) -> tuple[Any, ...]:
             n.registered_unix, n.last_seen_unix, n.trust.generator, n.trust.judge, n.trust.status,
             n.trust.truths_passed, n.trust.updated_unix, n.trust.generator_sum, n.trust.generator_n,
             n.trust.judge_sum, n.trust.judge_n, n.rounds, n.trust.judge_biased, json.dumps(n.trust.judge_topics),
-            json.dumps(n.trust.generator_topics))
+            json.dumps(n.trust.generator_topics), n.trust.judge_disputed_sum, n.trust.judge_disputed_n)

@@ -28,7 +28,8 @@ Rule (all constants below; see README "Trust"):
   (``evidence.confidently_below``: the upper end of its 99% interval under ``ACCURACY_LINE``),
   never from the luck of a short record.
 - **Weight.** A judge's weight in aggregation is the log-odds of the lower confidence bound of its
-  record's accuracy above a coin (``evidence.weight``): 0 until it is confidently better than
+  record's accuracy above a coin (``evidence.weight``), counting only the spot checks whose voters
+  disputed the answer (where verdicts decide; ``spot_check_events``): 0 until it is confidently better than
   guessing, then the weight an independent voter of that accuracy deserves. The running score
   follows the consensus and has no say. Only the ``TOP_JUDGES`` heaviest count in a round. The
   weight is capped at ``PROBATION_WEIGHT_CAP`` until the node has passed ``PROVEN_AFTER``
@@ -65,9 +66,11 @@ PROBATION_WEIGHT_CAP = evidence.PROBATION_WEIGHT_CAP
 UNPROVEN_WEIGHT = 1e-3  # every judge's weight while no judge has earned any (the start of a swarm)
 TOP_JUDGES = 4  # judges whose verdicts count in a round: the most reliable few, not a diluted crowd
 DECAY_SECONDS = 7 * 86400.0
-RATES = {"calibration": 0.3, "spot_check": 0.3, "round": 0.1, "position_bias": 0.3}
-GROUND_TRUTH = ("calibration", "spot_check", "position_bias")
-RECORDED = ("spot_check",)  # sources that enter the ground-truth record (see "Record" above)
+RATES = {"calibration": 0.3, "spot_check": 0.3, "undisputed_check": 0.3, "round": 0.1, "position_bias": 0.3}
+GROUND_TRUTH = ("calibration", "spot_check", "undisputed_check", "position_bias")
+# Sources that enter the ground-truth record (see "Record" above); a judge's weight record takes the
+# spot checks whose voters disputed the answer only ("spot_check"; "undisputed_check" is conduct).
+RECORDED = ("spot_check", "undisputed_check")
 PENALTY = {"bad_signature": 0.15, "unasked_verdict": 0.1, "no_show": 0.05}
 
 
@@ -150,8 +153,10 @@ def apply(t: Trust | None, e: Event) -> Trust:
         elif e.role == "judge":
             changes["judge"] = t.judge + rate * (e.value - t.judge)
             if recorded:
-                changes.update(judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1,
-                               judge_topics=_add_topic(t.judge_topics, e.topic, e.value))
+                changes.update(judge_sum=t.judge_sum + e.value, judge_n=t.judge_n + 1)
+                if e.source == "spot_check":
+                    changes.update(judge_disputed_sum=t.judge_disputed_sum + e.value, judge_disputed_n=t.judge_disputed_n + 1,
+                                   judge_topics=_add_topic(t.judge_topics, e.topic, e.value))
             elif e.source == "position_bias":
                 changes["judge_biased"] = t.judge_biased + 1
         else:
@@ -222,12 +227,13 @@ def judge_values(scored: Iterable[tuple[str, tuple[int, int], float, Preference]
 
 
 def _role_events(round_id: str, ts: float, source: str, generators: Mapping[str, float],
-                 judges: Mapping[str, list[float]], topic: str = "") -> list[Event]:
-    """Generator events with their values, then judge events with the mean of their pair values
-    (both carry the question's ``topic``, for the per-topic records)."""
+                 judges: Mapping[str, list[float]], topic: str = "", judge_source: str = "") -> list[Event]:
+    """Generator events with their values, then judge events (``judge_source``, default ``source``)
+    with the mean of their pair values (both carry the question's ``topic``, for the per-topic records)."""
     events = [Event("evidence", node, ts, source, generators[node], round_id, "generator", topic) for node in sorted(generators)]
     for node in sorted(judges):
-        events.append(Event("evidence", node, ts, source, sum(judges[node]) / len(judges[node]), round_id, "judge", topic))
+        events.append(Event("evidence", node, ts, judge_source or source, sum(judges[node]) / len(judges[node]), round_id,
+                            "judge", topic))
     return events
 
 
@@ -260,10 +266,14 @@ def round_events(
 
 def spot_check_events(
     round_id: str, ts: float, correct: Sequence[bool], answer_of_generator: Mapping[str, int], judgments: Sequence[Judgment],
-    topic: str = "",
+    topic: str = "", disputed: bool = True,
 ) -> list[Event]:
     """Ground truth from a hidden calibration round: ``correct[i]`` says whether answer i is right
-    (planted known answers included). Judges are scored on pairs where exactly one answer is right."""
+    (planted known answers included). Judges are scored on pairs where exactly one answer is right;
+    their weight record counts a spot check only when the round's voters ``disputed`` the answer
+    (``consensus.voters_disagree``; else the source is "undisputed_check", conduct only): a verdict
+    changes an answer only there, and on questions the strongest generators agree on, the easy ones,
+    every judge looks better than it is where it counts."""
     generators = {node: 1.0 if correct[answer] else 0.0 for node, answer in answer_of_generator.items()}
 
     def truth(j: Judgment) -> float:
@@ -276,7 +286,8 @@ def spot_check_events(
     # position both ways is a "position_bias" event. One observation of each per spot check (pairs
     # of one question are not independent evidence): the mean over the pairs it decided.
     decided = {node: [v for v in values if v not in (0.0, INCONSISTENT)] for node, values in judges.items()}
-    events = _role_events(round_id, ts, "spot_check", generators, {node: v for node, v in decided.items() if v}, topic)
+    events = _role_events(round_id, ts, "spot_check", generators, {node: v for node, v in decided.items() if v}, topic,
+                          "spot_check" if disputed else "undisputed_check")
     events += [Event("evidence", node, ts, "position_bias", INCONSISTENT, round_id, "judge")
                for node in sorted(judges) if INCONSISTENT in judges[node]]
     return events

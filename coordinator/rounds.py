@@ -302,8 +302,10 @@ class RoundRunner:
         sole_roles = {node_id: record.sole_role for node_id, _ in state.penalties if (record := self._registry.get(node_id))}
         events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties, sole_roles)
         if spot_check is not None and candidates:
+            disputed = consensus_mod.voters_disagree(candidates, self._registry.trusts(), spot_check.question)
             events += reputation.spot_check_events(state.round_id, ts, spot_checks.correctness(candidates, spot_check),
-                                                   answer_of, [*judgments, *planted], evidence.topic_of(spot_check.question))
+                                                   answer_of, [*judgments, *planted], evidence.topic_of(spot_check.question),
+                                                   disputed)
         transcript = round_to_json(result) if result is not None else ""
         summaries = [] if result is None else [{**ledger.round_summary(
             result, ts, spot_check=spot_check is not None, generators=[c.node_id for c in candidates],

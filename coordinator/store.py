@@ -107,9 +107,12 @@ class Store:
         self._db.executescript(NODES_SCHEMA + SCHEMA + LEDGER_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(nodes)")}
         for column, kind in (("judge_biased", "INTEGER NOT NULL DEFAULT 0"), ("judge_topics", "TEXT NOT NULL DEFAULT '[]'"),
-                             ("generator_topics", "TEXT NOT NULL DEFAULT '[]'")):
+                             ("generator_topics", "TEXT NOT NULL DEFAULT '[]'"), ("judge_disputed_sum", "REAL NOT NULL DEFAULT 0"),
+                             ("judge_disputed_n", "INTEGER NOT NULL DEFAULT 0")):
             if column not in columns:  # a database from an older version
                 self._db.execute(f"ALTER TABLE nodes ADD COLUMN {column} {kind}")
+        if "judge_disputed_n" not in columns:  # its judge spot checks were all "spot_check" events: disputed on replay
+            self._db.execute("UPDATE nodes SET judge_disputed_sum = judge_sum, judge_disputed_n = judge_n")
         self._ledger = LedgerWriter(self._db, identity)
         self.path = path
 
@@ -148,7 +151,7 @@ class Store:
             ).fetchall()
         return [
             NodeRecord(r[0], bytes(r[1]), r[2], tuple(model_from_json(m) for m in json.loads(r[3])), r[4], r[5], r[6],
-                       trust_from_row(r[7:19]), r[19])
+                       trust_from_row(r[7:21]), r[21])
             for r in rows
         ]
 
@@ -175,16 +178,16 @@ class Store:
                 return False
             try:
                 for n in new_nodes:
-                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", node_row(n))
+                    self._db.execute("INSERT OR REPLACE INTO nodes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", node_row(n))
                 self._ledger.append(self._db, list(bodies))
                 for node_id, t in trusts.items():
                     self._db.execute(
                         "UPDATE nodes SET generator_score=?, judge_score=?, status=?, truths_passed=?, trust_updated_unix=?, "
-                        "generator_sum=?, generator_n=?, judge_sum=?, judge_n=?, judge_biased=?, judge_topics=?, generator_topics=? "
-                        "WHERE node_id=?",
+                        "generator_sum=?, generator_n=?, judge_sum=?, judge_n=?, judge_biased=?, judge_topics=?, generator_topics=?, "
+                        "judge_disputed_sum=?, judge_disputed_n=? WHERE node_id=?",
                         (t.generator, t.judge, t.status, t.truths_passed, t.updated_unix, t.generator_sum, t.generator_n,
                          t.judge_sum, t.judge_n, t.judge_biased, json.dumps(t.judge_topics), json.dumps(t.generator_topics),
-                         node_id),
+                         t.judge_disputed_sum, t.judge_disputed_n, node_id),
                     )
                 for node_id, count in Counter(players).items():
                     self._db.execute("UPDATE nodes SET rounds=rounds+? WHERE node_id=?", (count, node_id))

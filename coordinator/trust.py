@@ -11,12 +11,12 @@ import math
 from dataclasses import dataclass
 
 RECORD_PRIOR = 4.0  # observations the running judge score is worth against the ground-truth record
-# Observations a node's overall record is worth against its record on one topic (shrinkage). Judges:
-# infinite (topics recorded and replayed, weights from the overall record): in `bench replay --limit
-# 1000 --seed 0` (MMLU-Pro) judge weights per topic at 50 cost 3.2 points (69.70% against 72.90%),
-# offline 10 cost 1.3. Generators: 50, so the voters of a round are the strongest few on its topic
-# (consensus.generator_votes; 25 and 100 were within 0.1 point in `bench offline` on MMLU-Pro).
-TOPIC_PRIOR = math.inf
+# Observations a node's overall record is worth against its record on one topic (shrinkage), 50 for
+# both roles: the voters of a round are the strongest few on its topic (consensus.generator_votes;
+# 25 and 100 were within 0.1 point in `bench offline` on MMLU-Pro), and so is the judge that leads a
+# pair. (Before generators voted, judge weights per topic cost 3.2 points on MMLU-Pro; math.inf
+# turns them off.)
+TOPIC_PRIOR = 50.0
 GENERATOR_TOPIC_PRIOR = 50.0
 
 Topics = tuple[tuple[str, float, int], ...]  # (topic, sum, count), sorted by topic
@@ -50,8 +50,13 @@ class Trust:
     judge_biased: int = 0
     # The records per topic of the spot-check questions ((topic, sum, count), sorted by topic): a
     # node can be strong on law and weak on physics.
-    judge_topics: Topics = ()
+    judge_topics: Topics = ()  # judges: disputed spot checks only, like the weight record below
     generator_topics: Topics = ()
+    # The judge's record on the spot checks whose voters disputed the answer
+    # (``consensus.voters_disagree``): where a verdict can change a round's answer. Its weight comes
+    # from this record; conduct (quarantine) from the whole record above.
+    judge_disputed_sum: float = 0.0
+    judge_disputed_n: int = 0
 
     @property
     def judge_reliability(self) -> float:
@@ -72,12 +77,17 @@ class Trust:
         position bias (value v is (v + 1) / 2 right): how often it is right when it speaks."""
         return (self.judge_sum + self.judge_n) / 2.0, self.judge_n
 
+    @property
+    def judge_weight_record(self) -> tuple[float, int]:
+        """(successes, observations) of its verdicts on disputed spot checks: what its weight comes from."""
+        return (self.judge_disputed_sum + self.judge_disputed_n) / 2.0, self.judge_disputed_n
+
     def judge_record_on(self, topic: str) -> tuple[float, int]:
-        """The judge record for a question of ``topic``, shrunk toward the overall one (``TOPIC_PRIOR``)."""
+        """The judge's weight record for a question of ``topic``, shrunk toward its overall one (``TOPIC_PRIOR``)."""
         for name, total, k in self.judge_topics:
             if name == topic:
-                return _shrunk(*self.judge_record, (total + k) / 2.0, k, TOPIC_PRIOR)
-        return self.judge_record
+                return _shrunk(*self.judge_weight_record, (total + k) / 2.0, k, TOPIC_PRIOR)
+        return self.judge_weight_record
 
     def generator_record_on(self, topic: str) -> tuple[float, int]:
         """The generator record for a question of ``topic``, shrunk toward the overall one

@@ -253,7 +253,8 @@ def test_judge_weights_keep_the_top_few_and_fall_back_to_equal_at_the_start() ->
     from swarmrank.coordinator import reputation
 
     def judge(right: int, n: int) -> Trust:
-        return Trust(0.5, 0.5, "established", 0.0, 5, 0.0, 0, float(2 * right - n), n)
+        return Trust(0.5, 0.5, "established", 0.0, 5, 0.0, 0, float(2 * right - n), n,
+                     judge_disputed_sum=float(2 * right - n), judge_disputed_n=n)
     trusts = {"a": judge(95, 100), "b": judge(80, 100), "c": judge(70, 100), "d": judge(50, 100)}
     w = reputation.judge_weights(trusts, sorted(trusts), top=2)
     assert w["a"] > w["b"] > 0 and w["c"] == 0 and w["d"] == 0
@@ -281,6 +282,19 @@ def test_likelihood_verdicts_have_no_position() -> None:
 def test_probation_weights_stay_capped_but_keep_their_order() -> None:
     from swarmrank.coordinator import evidence
     assert 0 < evidence.on_probation(0.5) < evidence.on_probation(2.0) < evidence.PROBATION_WEIGHT_CAP
-    fresh = Trust(0.5, 0.5, "probation", 0.0, 0, 0.0, 0, 100.0, 100)
+    fresh = Trust(0.5, 0.5, "probation", 0.0, 0, 0.0, 0, 100.0, 100, judge_disputed_sum=100.0, judge_disputed_n=100)
     assert 0 < consensus.judge_weight(fresh) < evidence.PROBATION_WEIGHT_CAP
 
+
+
+def test_voters_disagree_only_when_the_round_s_voters_back_different_answers() -> None:
+    def proven(right: int) -> Trust:
+        return Trust(0.9, 0.9, "established", 0.0, 50, float(right), 100)
+    prompt = "Q?\nA) x\nB) y\nC) z\nD) w"
+    cands = [Candidate(f"c{i}", f"n{i}", "m", text, b"", b"") for i, text in enumerate(["A", "A", "B"])]
+    trusts = {"n0": proven(80), "n1": proven(70), "n2": proven(10)}  # n2 no better than chance: no vote
+    assert not consensus.voters_disagree(cands, trusts, prompt)
+    trusts["n2"] = proven(60)
+    assert consensus.voters_disagree(cands, trusts, prompt)
+    assert consensus.voters_disagree(cands, {}, prompt)  # nobody votes yet: judges decide everything
+    assert consensus.voters_disagree(cands, {"n0": proven(80)}, prompt)  # one vote is not an agreement

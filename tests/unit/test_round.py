@@ -195,6 +195,10 @@ async def test_a_fresh_swarm_draws_the_probation_budget_then_the_base_rate(tmp_p
         await asyncio.wait_for(s.runner._spot_checks.wait(), 30)
         assert s.runner.counters["spot_checks"] == 3  # every record short: a burst of 3
         assert all(n.trust.generator_n == 3 and n.trust.judge_n == 3 for n in s.registry.healthy())
+        # Only the first found no voters; in the next two the voters (all right) agreed: conduct, not weight.
+        sources = [e.source for e in ledger.events(s.db) if e.kind == "evidence" and e.role == "judge" and e.source != "round"]
+        assert sources == ["spot_check"] * 3 + ["undisputed_check"] * 6
+        assert all(n.trust.judge_disputed_n == 1 for n in s.registry.healthy())
         await s.runner.run(AskParams("Anything else?", k=3))
         await asyncio.wait_for(s.runner._spot_checks.wait(), 30)
         assert s.runner.counters["spot_checks"] == 3  # every record at least 2 long: the (tiny) base rate

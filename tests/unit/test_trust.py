@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import json
 import sqlite3
 from dataclasses import replace
@@ -316,8 +318,10 @@ def test_per_topic_records_shrink_to_the_overall_record_and_replay(monkeypatch: 
     for e in events:
         t = apply(t, Event.from_body(e.to_body()))  # the topic survives the ledger's body
     assert dict((name, n) for name, _, n in t.judge_topics) == {"law": 10, "physics": 30}
-    overall, n = t.judge_record
-    assert t.judge_record_on("law") == (overall, n)  # the default: recorded, weights from the overall record
+    overall, n = t.judge_weight_record
+    assert t.judge_record == (overall, n)  # every spot check here was disputed
+    monkeypatch.setattr(trust_module, "TOPIC_PRIOR", math.inf)
+    assert t.judge_record_on("law") == (overall, n)  # per-topic weights off: recorded, weights from the overall record
     monkeypatch.setattr(trust_module, "TOPIC_PRIOR", 50.0)
     law, physics = t.judge_record_on("law")[0], t.judge_record_on("physics")[0]
     assert law < overall < physics and t.judge_record_on("chemistry") == (overall, n)
@@ -346,20 +350,46 @@ def test_generator_records_per_topic_shrink_to_the_overall_record() -> None:
     assert consensus.generator_weight(t, 0.1, "law") < consensus.generator_weight(t, 0.1) < consensus.generator_weight(t, 0.1, "physics")
 
 
-def test_a_database_from_before_per_topic_records_opens_and_keeps_its_nodes(tmp_path) -> None:
+def test_a_database_from_an_older_version_opens_and_keeps_its_nodes(tmp_path) -> None:
     from swarmrank.coordinator.domain import NodeRecord
     from swarmrank.protos.types import ModelInfo
     key = Identity.generate()
     topics = (("law", 3.0, 4),)
     record = NodeRecord("n0", b"k" * 32, "127.0.0.1:1", (ModelInfo("m"),), 1, 0.0, 0.0,
-                        Trust(0.5, 0.5, "established", 0.0, 5, 3.0, 4, 1.0, 2, 0, (), topics))
+                        Trust(0.5, 0.5, "established", 0.0, 5, 3.0, 4, 1.0, 2, 0, (), topics, 1.0, 2))
     store = Store(tmp_path / "old.db", key)
     store.commit([], {}, new_nodes=[record])
     assert store.load_nodes()[0].trust.generator_topics == topics
     store.close()
     _edit(tmp_path / "old.db", "ALTER TABLE nodes DROP COLUMN generator_topics")  # as an older version wrote it
     _edit(tmp_path / "old.db", "ALTER TABLE nodes DROP COLUMN judge_topics")
+    for column in ("judge_disputed_sum", "judge_disputed_n"):  # before the weight record of disputed checks
+        _edit(tmp_path / "old.db", f"ALTER TABLE nodes DROP COLUMN {column}")
     store = Store(tmp_path / "old.db", key)
     (loaded,) = store.load_nodes()
     assert loaded.trust.generator_topics == () and loaded.trust.judge_topics == () and loaded.trust.generator_n == 4
+    # its judge spot checks were "spot_check" events, all disputed when the ledger replays them
+    assert loaded.trust.judge_weight_record == loaded.trust.judge_record == (1.5, 2)
     store.close()
+
+
+def test_undisputed_spot_checks_are_conduct_not_weight() -> None:
+    """A judge's weight counts the spot checks whose voters disagreed; the others still count for
+    its conduct (quarantine), its probation budget and its passed checks, and replay alike."""
+    from swarmrank.coordinator import consensus
+    from swarmrank.coordinator.reputation import Event, replay, spot_check_events
+    agreed = spot_check_events("r", 1.0, [True, False], {"g": 0}, [], "law", disputed=False)
+    assert [e.source for e in agreed] == ["spot_check"]  # the generator's evidence is unchanged
+    events = [Event("admit", "n", 0.0, "calibration", 1.0)]
+    events += [Event("evidence", "n", 1.0 + i, "undisputed_check", 1.0, f"u{i}", "judge", "law") for i in range(30)]
+    events += [Event("evidence", "n", 40.0 + i, "spot_check", 1.0 if i % 2 else -1.0, f"d{i}", "judge", "law") for i in range(10)]
+    t = replay([Event.from_body(e.to_body()) for e in events])["n"]  # the source survives the ledger's body
+    assert t.judge_record == (35.0, 40) and t.judge_weight_record == (5.0, 10)
+    assert dict((name, n) for name, _, n in t.judge_topics) == {"law": 10}  # per-topic weight records: disputed only
+    assert t.truths_passed == 35 and t.status == "established"
+    assert consensus.judge_weight(t) == 0.0  # right on half the disputed checks: no weight, however easy the rest
+    assert replay(events)["n"] == t
+    # a judge wrong on easy checks is still caught: conduct counts them
+    bad = [events[0]] + [Event("evidence", "b", 1.0 + i, "undisputed_check", -1.0, f"u{i}", "judge") for i in range(12)]
+    bad[0] = Event("admit", "b", 0.0, "calibration", 1.0)
+    assert replay(bad)["b"].status == "quarantined"
