@@ -72,15 +72,19 @@ def generator_weight(t: Trust | None, chance: float, topic: str = "") -> float:
     return evidence.on_probation(w) if t.status == "probation" else w
 
 
-def _voter_weights(candidates: Sequence[Candidate], trusts: Mapping[str, Trust], chance: float, topic: str) -> dict[str, float]:
-    """Per generator of the round: its vote's weight (0 outside the ``TOP_VOTERS`` heaviest)."""
-    return evidence.select({c.node_id: generator_weight(trusts.get(c.node_id), chance, topic) for c in candidates}, TOP_VOTERS)
+def _voter_weights(candidates: Sequence[Candidate], trusts: Mapping[str, Trust], prompt: str) -> dict[str, float]:
+    """Per generator of the round: its vote's weight (0 outside the ``TOP_VOTERS`` heaviest, and for
+    an answer that abstains: ``evidence.abstains``)."""
+    chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
+    topic = evidence.topic_of(prompt)
+    return evidence.select({c.node_id: 0.0 if prompt and evidence.abstains(c.text, prompt)
+                            else generator_weight(trusts.get(c.node_id), chance, topic) for c in candidates}, TOP_VOTERS)
 
 
 def generator_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],
-                    chance: float = evidence.FREE_FORM_CHANCE, topic: str = "") -> list[float]:
+                    prompt: str = "") -> list[float]:
     """Per distinct answer: the summed weights of the ``TOP_VOTERS`` heaviest generators that wrote it."""
-    weights = _voter_weights(candidates, trusts, chance, topic)
+    weights = _voter_weights(candidates, trusts, prompt)
     votes = [0.0] * (max(group_of) + 1 if group_of else 0)
     for c, g in zip(candidates, group_of):
         votes[g] += weights[c.node_id]
@@ -91,8 +95,7 @@ def voters_disagree(candidates: Sequence[Candidate], trusts: Mapping[str, Trust]
     """Is the answer open after the round's votes: fewer than two voters, or voters backing more than
     one answer? Judging changes a round's answer only then, so only then does a spot check measure a
     judge where its verdicts count (``reputation.spot_check_events``)."""
-    weights = _voter_weights(candidates, trusts, evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE,
-                             evidence.topic_of(prompt))
+    weights = _voter_weights(candidates, trusts, prompt)
     voters = [c.text.strip() for c in candidates if weights[c.node_id] > 0]
     return len(voters) < 2 or len(set(voters)) > 1
 
@@ -165,8 +168,7 @@ def rank_candidates(candidates: Sequence[Candidate], judgments: Sequence[Judgmen
     rank, then candidate order). Judgments keep their candidate indices."""
     group_of = text_groups(candidates)
     weighted = hierarchical(judgments, group_of)
-    chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
-    votes = generator_votes(candidates, group_of, trusts, chance, evidence.topic_of(prompt))
+    votes = generator_votes(candidates, group_of, trusts, prompt)
     rows = [(group_of[j.answer_a], group_of[j.answer_b], OUTCOME[j.preference]) for j in weighted]
     weights = [j.weight for j in weighted]
     for answer, v in enumerate(votes):

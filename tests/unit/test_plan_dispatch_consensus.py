@@ -164,11 +164,12 @@ def test_generator_votes_are_evidence_weights_of_the_top_voters_on_the_topic(mon
     trusts = {f"n{i}": proven(r, 100) for i, r in enumerate(rights)}
     w = {i: consensus.generator_weight(trusts[f"n{i}"], 0.25) for i in range(6)}
     assert w[5] > w[0] == w[1] > w[2] > w[3] > w[4] > 0
-    assert consensus.generator_votes(cands, groups, trusts, 0.25) == pytest.approx([w[0], w[1] + w[5], 0.0, 0.0])
+    question = "Which?\n\nOptions:\nA) w\nB) x\nC) y\nD) z"  # four options: chance 0.25
+    assert consensus.generator_votes(cands, groups, trusts, question) == pytest.approx([w[0], w[1] + w[5], 0.0, 0.0])
     # On law n2 has been right every time and n5 never: n2 votes there, n5 does not.
     trusts["n2"] = proven(75, 100, (("law", 40.0, 40),))
     trusts["n5"] = proven(95, 100, (("law", 0.0, 40),))
-    law = consensus.generator_votes(cands, groups, trusts, 0.25, "law")
+    law = consensus.generator_votes(cands, groups, trusts, "Subject: law\n\n" + question)
     assert law == pytest.approx([w[0] + consensus.generator_weight(trusts["n2"], 0.25, "law"), w[1], 0.0, 0.0])
     assert consensus.generator_weight(trusts["n2"], 0.25, "law") > w[0] > consensus.generator_weight(trusts["n5"], 0.25, "law")
     # On probation a vote is squeezed below the cap; quarantined, it is gone.
@@ -298,3 +299,17 @@ def test_voters_disagree_only_when_the_round_s_voters_back_different_answers() -
     assert consensus.voters_disagree(cands, trusts, prompt)
     assert consensus.voters_disagree(cands, {}, prompt)  # nobody votes yet: judges decide everything
     assert consensus.voters_disagree(cands, {"n0": proven(80)}, prompt)  # one vote is not an agreement
+
+
+def test_an_answer_that_names_no_option_gets_no_vote() -> None:
+    """On a multiple-choice question "I do not know" cannot be right: its writer's vote goes to the
+    next-strongest generator instead of making a non-answer the round's answer."""
+    question = "Which?\n\nOptions:\nA) w\nB) x\nC) y\nD) z"
+    assert evidence.abstains("I do not know.", question) and evidence.abstains("The answer is (K).", question)
+    assert not evidence.abstains("The answer is (B).", question) and not evidence.abstains("I do not know.", "What is 6 x 7?")
+    texts = ["I do not know.", "The answer is (B).", "The answer is (C).", "The answer is (C)."]
+    cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(texts)]
+    trusts = {"n0": proven(95, 100), "n1": proven(80, 100), "n2": proven(50, 100), "n3": proven(50, 100)}
+    votes = consensus.generator_votes(cands, consensus.text_groups(cands), trusts, question)
+    assert votes[0] == 0.0 and votes[1] > 0 and votes[2] > 0
+    assert cands[consensus.rank_candidates(cands, [], trusts, prompt=question).winner].text != "I do not know."
