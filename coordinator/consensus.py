@@ -10,10 +10,10 @@ log-odds of the generator's accuracy above chance for the question's format and 
 the topic, shrunk toward its overall one), the same units as a judge's verdict weight (log-odds of
 its accuracy on a pair). Only the ``TOP_VOTERS`` generators with the most evidence vote, as only the
 top judges count: a few strong, proven members decide, weak correlated ones do not dilute them. Each
-vote enters the fit as wins of the answer over every other answer. In the MMLU-Pro replay the
-votes lifted the swarm by 0.4-0.55 point on each of 3 seeds (README, "Consensus quality on real
-answers", also for the variants tried: 3 voters helped MMLU-Pro offline and cost MATH-L5).
-An answer's "support" (those votes, then its generators' running scores) breaks remaining ties.
+vote enters the fit as wins of the answer over every other answer (measured in the MMLU-Pro replay:
+README, "Consensus quality on real answers", also the variants tried). An answer's "support" (those
+votes, then its generators' running scores) breaks remaining ties. A judge's weight comes from the
+spot checks whose voters disputed the answer (``voters_disagree``): where its verdicts can change one.
 
 Judging is hierarchical (``hierarchical``): a judge that preferred the same position in both
 orders of a pair said nothing about the answers and counts for nothing there; on each pair of
@@ -73,12 +73,10 @@ def generator_weight(t: Trust | None, chance: float, topic: str = "") -> float:
 
 
 def _voter_weights(candidates: Sequence[Candidate], trusts: Mapping[str, Trust], prompt: str) -> dict[str, float]:
-    """Per generator of the round: its vote's weight (0 outside the ``TOP_VOTERS`` heaviest, and for
-    an answer that abstains: ``evidence.abstains``)."""
+    """Per generator of the round: its vote's weight (0 outside the ``TOP_VOTERS`` heaviest)."""
     chance = evidence.chance_of(prompt) if prompt else evidence.FREE_FORM_CHANCE
     topic = evidence.topic_of(prompt)
-    return evidence.select({c.node_id: 0.0 if prompt and evidence.abstains(c.text, prompt)
-                            else generator_weight(trusts.get(c.node_id), chance, topic) for c in candidates}, TOP_VOTERS)
+    return evidence.select({c.node_id: generator_weight(trusts.get(c.node_id), chance, topic) for c in candidates}, TOP_VOTERS)
 
 
 def generator_votes(candidates: Sequence[Candidate], group_of: Sequence[int], trusts: Mapping[str, Trust],

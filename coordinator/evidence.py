@@ -20,8 +20,6 @@ import math
 import re
 from collections.abc import Mapping
 
-from swarmrank.protos.answers import final_answer
-
 WEIGHT_Z = 1.645       # one-sided 95% lower bound for weights
 # Upper end of a two-sided 99% interval for quarantine. The test runs after every observation, so a
 # 95% interval falsely quarantines an honest judge right on 63% of verdicts (line 60%) on about 1
@@ -76,13 +74,6 @@ def chance_of(prompt: str) -> float:
     else that of a free-form answer."""
     letters = set(_OPTION.findall(prompt))
     return 1.0 / len(letters) if len(letters) >= 2 else FREE_FORM_CHANCE
-
-
-def abstains(text: str, prompt: str) -> bool:
-    """Does an answer to a multiple-choice ``prompt`` (lettered options) name none of its options
-    ("I do not know", a refusal, a truncated text)? It cannot be right, so its writer has no vote."""
-    letters = set(_OPTION.findall(prompt))
-    return len(letters) >= 2 and final_answer(text, "letter") not in letters
 
 
 def topic_of(prompt: str) -> str:

@@ -300,16 +300,3 @@ def test_voters_disagree_only_when_the_round_s_voters_back_different_answers() -
     assert consensus.voters_disagree(cands, {}, prompt)  # nobody votes yet: judges decide everything
     assert consensus.voters_disagree(cands, {"n0": proven(80)}, prompt)  # one vote is not an agreement
 
-
-def test_an_answer_that_names_no_option_gets_no_vote() -> None:
-    """On a multiple-choice question "I do not know" cannot be right: its writer's vote goes to the
-    next-strongest generator instead of making a non-answer the round's answer."""
-    question = "Which?\n\nOptions:\nA) w\nB) x\nC) y\nD) z"
-    assert evidence.abstains("I do not know.", question) and evidence.abstains("The answer is (K).", question)
-    assert not evidence.abstains("The answer is (B).", question) and not evidence.abstains("I do not know.", "What is 6 x 7?")
-    texts = ["I do not know.", "The answer is (B).", "The answer is (C).", "The answer is (C)."]
-    cands = [Candidate(f"c{i}", f"n{i}", "m", t, b"", b"") for i, t in enumerate(texts)]
-    trusts = {"n0": proven(95, 100), "n1": proven(80, 100), "n2": proven(50, 100), "n3": proven(50, 100)}
-    votes = consensus.generator_votes(cands, consensus.text_groups(cands), trusts, question)
-    assert votes[0] == 0.0 and votes[1] > 0 and votes[2] > 0
-    assert cands[consensus.rank_candidates(cands, [], trusts, prompt=question).winner].text != "I do not know."
