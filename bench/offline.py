@@ -9,9 +9,10 @@ without repeats), but no gRPC, no signatures, no ledger. What it simplifies: a h
 records the explored generators (``--explored``, default every node as in the replay, whose spot
 checks reach every node; short records first) right or wrong and every judge on the known pair only
 (gold vs the most common wrong answer: right, wrong, or an abstention when its own answer is
-neither; in its weight record only when the voters among those generators disagreed); client rounds go to the ``--k`` generators with the best proven record and each pair to 4
-judges that wrote neither answer. Free-form answers are compared as strings (the real path normalises them), so use it for
-multiple choice (MMLU-Pro); the confirming numbers come from ``bench replay``.
+neither; in its weight record only when the voters among those generators disagreed); client
+rounds go to the ``--k`` generators with the best proven record and each pair to 4 judges that wrote
+neither answer. Free-form answers are compared as strings (the real path normalises them), so use
+it for multiple choice (MMLU-Pro); the confirming numbers come from ``bench replay``.
 """
 
 from __future__ import annotations
