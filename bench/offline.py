@@ -62,9 +62,9 @@ def _topics(table: dict[str, list[float]]) -> tuple[tuple[str, float, int], ...]
     return tuple((t, v[0], int(v[1])) for t, v in sorted(table.items()))
 
 
-def _observe(record: list[float], table: dict[str, list[float]], topic: str, value: float) -> None:
-    """One more observation ``value`` in a record (sum, count) and, with a topic, in that topic's."""
-    for cell in (record, table.setdefault(topic, [0.0, 0])) if topic else (record,):
+def _observe(record: list[float], value: float, table: dict[str, list[float]] | None = None, topic: str = "") -> None:
+    """One more observation ``value`` in a record (sum, count) and, with a topic, in ``table``'s cell for it."""
+    for cell in (record, table.setdefault(topic, [0.0, 0])) if table is not None and topic else (record,):
         cell[0] += value
         cell[1] += 1
 
@@ -80,7 +80,7 @@ def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.rand
     disputed = consensus.voters_disagree([c for c in generators if c.text], {m: records.trust(m) for m in dispatched}, q.prompt)
     for m in dispatched:
         ok = matrix.correct[m].get(q.qid, False)
-        _observe(records.generator[m], records.generator_topics[m], topic, float(ok))
+        _observe(records.generator[m], float(ok), records.generator_topics[m], topic)
         records.passed[m] += ok
     wrong = Counter(matrix.answers[m].get(q.qid, "") for m in models if not matrix.correct[m].get(q.qid, False))
     wrong.pop("", None)
@@ -92,9 +92,9 @@ def spot_check(matrix: AnswerMatrix, q: Question, records: Records, rng: np.rand
         if mine not in (q.gold, worse):
             continue  # neither: a tie both ways, an abstention
         value = 1.0 if mine == q.gold else -1.0
-        _observe(records.judge[m], {}, "", value)
+        _observe(records.judge[m], value)
         if disputed:  # the weight record (``reputation.spot_check_events``)
-            _observe(records.judge_disputed[m], records.judge_topics[m], topic, value)
+            _observe(records.judge_disputed[m], value, records.judge_topics[m], topic)
         records.passed[m] += value > 0
 
 

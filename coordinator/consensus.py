@@ -68,7 +68,7 @@ def generator_weight(t: Trust | None, chance: float, topic: str = "") -> float:
     while on probation."""
     if t is None or not t.eligible:
         return 0.0
-    w = evidence.weight(*(t.generator_record_on(topic) if topic else t.generator_record), chance)
+    w = evidence.weight(*t.generator_record_on(topic), chance)
     return evidence.on_probation(w) if t.status == "probation" else w
 
 
@@ -116,7 +116,7 @@ def judge_weight(t: Trust | None, topic: str = "") -> float:
     on probation."""
     if t is None or not t.eligible:
         return 0.0
-    w = evidence.weight(*(t.judge_record_on(topic) if topic else t.judge_weight_record), evidence.PAIRWISE_CHANCE)
+    w = evidence.weight(*t.judge_record_on(topic), evidence.PAIRWISE_CHANCE)
     return evidence.on_probation(w) if t.status == "probation" else w
 
 

@@ -11,7 +11,7 @@ verdict and check the judge's signature over it. Leaf and inner hashes are domai
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _leaf(data: bytes) -> bytes:
@@ -27,19 +27,14 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def root(leaves: Sequence[bytes]) -> bytes:
-    """The root over ``leaves`` (at least one)."""
-    return proofs(leaves)[0]
-
-
-def proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
-    """The root and every leaf's audit path, in leaf order (each subtree hashed once)."""
+def _subtrees(leaves: Sequence[bytes]) -> tuple[int, Callable[[int, int], bytes]]:
+    """The number of leaves and the root of any subtree ``[lo, hi)`` of their tree (each hashed once)."""
     hashed = [_leaf(x) for x in leaves]
     if not hashed:
         raise ValueError("a Merkle tree needs at least one leaf")
     memo: dict[tuple[int, int], bytes] = {}
 
-    def sub(lo: int, hi: int) -> bytes:  # the root of hashed[lo:hi]
+    def sub(lo: int, hi: int) -> bytes:
         if hi - lo == 1:
             return hashed[lo]
         if (lo, hi) not in memo:
@@ -47,13 +42,26 @@ def proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
             memo[lo, hi] = _node(sub(lo, k), sub(k, hi))
         return memo[lo, hi]
 
+    return len(hashed), sub
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """The root over ``leaves`` (at least one)."""
+    n, sub = _subtrees(leaves)
+    return sub(0, n)
+
+
+def proofs(leaves: Sequence[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
+    """The root and every leaf's audit path, in leaf order."""
+    n, sub = _subtrees(leaves)
+
     def path(index: int, lo: int, hi: int) -> list[bytes]:
         if hi - lo == 1:
             return []
         k = lo + _split(hi - lo)
         return [*path(index, lo, k), sub(k, hi)] if index < k else [*path(index, k, hi), sub(lo, k)]
 
-    return sub(0, len(hashed)), [tuple(path(i, 0, len(hashed))) for i in range(len(hashed))]
+    return sub(0, n), [tuple(path(i, 0, n)) for i in range(n)]
 
 
 def root_from_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes | None:
