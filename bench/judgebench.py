@@ -101,6 +101,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for p, answer, reputation in zip(scored, asked.answers, asked.reputations):
         better_text = p.response_a if p.better == "A" else p.response_b
+        if answer is None:
+            raise RuntimeError(f"pair {p.pair_id}: the swarm found no quorum (its two generators always answer)")
         tied = abs(answer.confidence - 0.5) < 1e-9
         singles = {j: sum(bench.verdicts[j][p.pair_id]) for j in bench.judges}
         rows.append({

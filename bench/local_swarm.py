@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,12 +29,12 @@ from swarmrank.node.settings import NodeSettings
 
 from .progress import ProgressBar
 from swarmrank.client.sdk import AsyncClient
-from swarmrank.client.types import Answer, NodeInfo
+from swarmrank.client.types import Answer, NodeInfo, Unavailable
 
 
 @dataclass(frozen=True)
 class AskedAll:
-    answers: list[Answer]                 # in the order of the prompts
+    answers: list[Answer | None]          # in the order of the prompts; None: the round found no quorum
     reputations: list[dict[str, float]]   # per prompt: node name -> reputation just before it was asked
     elapsed_seconds: float
     final: list[NodeInfo]                 # the nodes as the coordinator holds them afterwards
@@ -133,14 +134,17 @@ class LocalSwarm:
                 nonlocal done
                 async with gate:
                     reputations[i] = {self.names[n.node_id]: n.reputation for n in await client.nodes()}
-                    answers[i] = await client.ask(prompts[i], timeout=300)
+                    try:
+                        answers[i] = await client.ask(prompts[i], timeout=300)
+                    except Unavailable as exc:  # too few answers even after a second wave: no answer, go on
+                        print(f"\nprompt {i}: no answer ({exc})", file=sys.stderr)
                 done += 1
                 progress(done)
 
             await asyncio.gather(*(one(i) for i in range(len(prompts))))
             elapsed = time.perf_counter() - started
             final = await client.nodes()
-        return AskedAll([a for a in answers if a is not None], reputations, elapsed, final)
+        return AskedAll(answers, reputations, elapsed, final)
 
     def client(self) -> AsyncClient:
         return AsyncClient(self.address, retries=0)

@@ -5,13 +5,14 @@ real path takes hours on the full MMLU-Pro set): the same split, the same pure f
 (``consensus.rank_candidates``, ``reputation.judge_weights``, ``judging_plan``, ``evidence``), the
 same reference-guided judges, and the coordinator's own spot-check plan (``spot_checks.Plan``: the
 probation budget while a record is short, then ``--spot-check-rate``; held-out questions dealt
-without repeats), but no gRPC, no signatures, no ledger. What it simplifies: a hidden spot check
-records the explored generators (``--explored``, default every node as in the replay, whose spot
-checks reach every node; short records first) right or wrong and every judge on the known pair only
-(gold vs the most common wrong answer: right, wrong, or an abstention when its own answer is
-neither; in its weight record only when the voters among those generators disagreed); client
-rounds go to the ``--k`` generators with the best proven record and each pair to 4 judges that wrote
-neither answer. Free-form answers are compared as strings (the real path normalises them), so use
+without repeats), but no gRPC, no signatures, no ledger. A hidden spot check records the explored
+generators (``--explored``, default every node as in the replay, whose spot checks reach every
+node; short records first) right or wrong (no answer is wrong) and, as the coordinator does, every
+judge on the known pair (gold vs the most common wrong answer: right, wrong, or an abstention when
+its own answer is neither; in its weight record only when the voters among those generators
+disagreed). What it simplifies: client rounds go to the ``--k`` generators with the best proven
+record (those without an answer drop out, with no second wave) and each pair to 4 judges that wrote
+neither answer; nobody is quarantined. Free-form answers are compared as strings (the real path normalises them), so use
 it for multiple choice (MMLU-Pro); the confirming numbers come from ``bench replay``.
 """
 

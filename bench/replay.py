@@ -127,18 +127,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 node_answers[name] = matrix.answers[name].get(q.qid, "")
                 node_correct[name] = matrix.correct[name].get(q.qid, False)
-        winner = swarm.names[answer.winner_node_id]
-        swarm_ok = node_correct[winner] if winner in matrix.correct else same_answer(answer.text, q.gold)
+        if answer is None:
+            swarm_ok = False
+        else:
+            winner = swarm.names[answer.winner_node_id]
+            swarm_ok = node_correct[winner] if winner in matrix.correct else same_answer(answer.text, q.gold)
         rows.append({
-            "qid": q.qid, "swarm": bool(swarm_ok),
+            "qid": q.qid, "swarm": bool(swarm_ok), "answered": answer is not None,
             "plurality": vote(node_answers, node_correct, {}),
             "weighted": vote(node_answers, node_correct, reputation),
             "top_k": vote({m: node_answers[m] for m in top_weights}, node_correct, top_weights),
             "oracle": any(node_correct.values()),
             "single": {m: matrix.correct[m].get(q.qid, False) for m in models},
-            "judge_calls": len({j.judge_node_id for j in answer.judgments}),
-            "comparisons": len(answer.judgments),
-            "failures": len(answer.failures),
+            "judge_calls": len({j.judge_node_id for j in answer.judgments}) if answer else 0,
+            "comparisons": len(answer.judgments) if answer else 0,
+            "failures": len(answer.failures) if answer else 0,
         })
     final = {swarm.names[n.node_id]: round(n.reputation, 4) for n in asked.final}
     n = len(rows)
@@ -158,6 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "probation_rate": args.probation_rate,
         "probation_checks": args.probation_checks,
         "swarm_accuracy": sum(r["swarm"] for r in rows) / n,
+        "unanswered": sum(not r["answered"] for r in rows),  # rounds without a quorum of answers (counted wrong)
         "plurality_accuracy": sum(r["plurality"] for r in rows) / n,
         "weighted_vote_accuracy": sum(r["weighted"] for r in rows) / n,
         "top_k_vote_accuracy": sum(r["top_k"] for r in rows) / n,

@@ -76,7 +76,7 @@ class ObservedRoundRunner(RoundRunner):
 
         def watch(event: RoundEvent) -> None:
             now = time.perf_counter()
-            if isinstance(event, Dispatched):
+            if isinstance(event, Dispatched) and not tracker.dispatched:  # a second wave (too few answers) is not a stage
                 tracker.dispatched, tracker.round_id = now, event.round_id
                 m.stage_seconds.labels("dispatch").observe(now - tracker.started)
             elif isinstance(event, JudgingProgress) and not tracker.judging:

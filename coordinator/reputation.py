@@ -266,7 +266,7 @@ def round_events(
 
 def spot_check_events(
     round_id: str, ts: float, correct: Sequence[bool], answer_of_generator: Mapping[str, int], judgments: Sequence[Judgment],
-    topic: str = "", disputed: bool = True,
+    topic: str = "", disputed: bool = True, silent: Sequence[str] = (),
 ) -> list[Event]:
     """Ground truth from a hidden calibration round: ``correct[i]`` says whether answer i is right
     (planted known answers included). Judges are scored on pairs where exactly one answer is right;
@@ -275,6 +275,7 @@ def spot_check_events(
     changes an answer only there, and on questions the strongest generators agree on, the easy ones,
     every judge looks better than it is where it counts."""
     generators = {node: 1.0 if correct[answer] else 0.0 for node, answer in answer_of_generator.items()}
+    generators.update(dict.fromkeys(silent, 0.0))  # an empty answer to a question with a known answer is a wrong one
 
     def truth(j: Judgment) -> float:
         right = Preference.A if correct[j.answer_a] else Preference.B

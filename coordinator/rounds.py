@@ -55,13 +55,14 @@ class _RoundState:
     emit: Emit
     failures: list[Failure]
     penalties: list[tuple[str, str]]
+    silent: list[str] = dataclasses.field(default_factory=list)  # generators that answered nothing
 
-    def fail(self, node_id: str, stage: str, reason: str, penalty: str | None = None) -> None:
+    def fail(self, node_id: str, stage: str, reason: str, penalty: str | None = None, level: int = logging.WARNING) -> None:
         failure = Failure(node_id, stage, reason)
         self.failures.append(failure)
         if penalty:
             self.penalties.append((node_id, penalty))
-        log.warning("round=%s node=%s %s failed: %s", self.round_id, node_id, stage, reason)
+        log.log(level, "round=%s node=%s %s failed: %s", self.round_id, node_id, stage, reason)
         self.emit(failure)
 
 
@@ -119,6 +120,16 @@ class RoundRunner:
         emit(Dispatched(state.round_id, tuple(n.node_id for n in chosen)))
 
         candidates = await self._generate(state, chosen)
+        if len(candidates) < quorum:  # failed or empty answers: one more wave, to nodes not asked yet
+            asked = {n.node_id for n in chosen}
+            more = self._choose([n for n in serving if n.node_id not in asked], params.k - len(candidates),
+                                explore=spot_check is not None)
+            if more:
+                log.info("round=%s %d answer(s) of %d: dispatched to %d more", state.round_id, len(candidates), len(chosen), len(more))
+                emit(Dispatched(state.round_id, tuple(n.node_id for n in more)))
+                candidates += await self._generate(state, more)
+                chosen += more
+        candidates = [dataclasses.replace(c, candidate_id=candidate_label(i)) for i, c in enumerate(candidates)]
         if len(candidates) < quorum:
             await self._learn(state, None, [], [], None)
             raise QuorumNotReached(
@@ -161,9 +172,7 @@ class RoundRunner:
         ``capacity_wait``) for calls to finish instead of refusing: a burst queues, it does not fail."""
         deadline = time.monotonic() + self._settings.capacity_wait
         while True:
-            chosen = dispatch.choose_generators(available, k, self._rng, in_flight=self._in_flight,
-                                                exploration=self._settings.exploration, explore=explore,
-                                                probation_checks=self._settings.probation_checks)
+            chosen = self._choose(available, k, explore=explore)
             remaining = deadline - time.monotonic()
             if len(chosen) >= self._settings.min_quorum:
                 return chosen
@@ -171,6 +180,10 @@ class RoundRunner:
                 raise QuorumNotReached(f"only {len(chosen)} node(s) have free capacity; try again shortly")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._capacity_freed.wait(), min(remaining, 1.0))
+
+    def _choose(self, nodes: Sequence[NodeRecord], k: int, *, explore: bool) -> list[NodeRecord]:
+        return dispatch.choose_generators(nodes, k, self._rng, in_flight=self._in_flight, exploration=self._settings.exploration,
+                                          explore=explore, probation_checks=self._settings.probation_checks)
 
     def _stage(self, name: str, since: float) -> float:
         now = time.perf_counter()
@@ -210,15 +223,15 @@ class RoundRunner:
                 self.counters["bad_signature"] += 1
                 return None
             if not got.text.strip():
-                state.fail(node.node_id, "generate", "empty answer")
+                state.fail(node.node_id, "generate", "empty answer", level=logging.INFO)  # a model may have nothing to say
+                state.silent.append(node.node_id)
                 return None
             state.emit(CandidateArrived(node.node_id, got.model, got.completion_tokens))
             return Candidate("", node.node_id, got.model, got.text[: limits.MAX_ANSWER_CHARS], nonce, got.signature,
                              got.completion_tokens, got.elapsed_seconds)
 
         results = await asyncio.gather(*(one(n) for n in chosen))
-        arrived = [c for c in results if c is not None]
-        return [dataclasses.replace(c, candidate_id=candidate_label(i)) for i, c in enumerate(arrived)]
+        return [c for c in results if c is not None]  # labelled by the caller, once every wave is in
 
     async def _judge(self, state: _RoundState, candidates: Sequence[Candidate], judges: Sequence[NodeRecord],
                      known_pair: PairwiseChallenge | None = None) -> tuple[list[Judgment], list[Judgment]]:
@@ -302,10 +315,14 @@ class RoundRunner:
         sole_roles = {node_id: record.sole_role for node_id, _ in state.penalties if (record := self._registry.get(node_id))}
         events = reputation.round_events(state.round_id, ts, verdict, judgments, answer_of, state.penalties, sole_roles)
         if spot_check is not None and candidates:
+            # Judges are measured on the planted pair where there is one: every judge sees it, in both
+            # orders, and it is the kind of pair a client round shows (the right answer against the
+            # commonest wrong one). The real pairs of a spot check hold every node's answer and go to
+            # a few judges by weight: odd pairs a client round rarely shows, measuring judges unevenly.
             disputed = consensus_mod.voters_disagree(candidates, self._registry.trusts(), spot_check.question)
             events += reputation.spot_check_events(state.round_id, ts, spot_checks.correctness(candidates, spot_check),
-                                                   answer_of, [*judgments, *planted], evidence.topic_of(spot_check.question),
-                                                   disputed)
+                                                   answer_of, list(planted) or judgments, evidence.topic_of(spot_check.question),
+                                                   disputed, state.silent)
         transcript = round_to_json(result) if result is not None else ""
         summaries = [] if result is None else [{**ledger.round_summary(
             result, ts, spot_check=spot_check is not None, generators=[c.node_id for c in candidates],

@@ -33,8 +33,12 @@ class ReplayBackend:
         return self._answers.get(question.strip(), "")
 
     def answer_text(self, question: str) -> str:
-        recorded = self.recorded(question)
-        return self._template.format(answer=recorded) if recorded else self._fallback
+        """The recorded answer in the template; nothing where the model recorded no answer to a question
+        of its table ("" there: it committed to none); the fallback for a question not in the table."""
+        recorded = self._answers.get(question.strip())
+        if recorded is None:
+            return self._fallback
+        return self._template.format(answer=recorded) if recorded else ""
 
     def stream(self, params: GenerationParams, should_stop: Callable[[], bool]) -> Iterator[str | Completion]:
         words = self.answer_text(params.prompt).split(" ")

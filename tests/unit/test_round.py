@@ -13,7 +13,7 @@ import pytest
 from fake_nodes import FakeNode, FakeNodeClient, admit, prefers_containing
 from swarmrank.coordinator import ledger, reputation
 from swarmrank.coordinator.calibration import ChallengeBank, GenerationChallenge, PairwiseChallenge
-from swarmrank.coordinator.domain import AskParams, Failure, RoundEvent, RoundResult
+from swarmrank.coordinator.domain import AskParams, Dispatched, Failure, RoundEvent, RoundResult
 from swarmrank.coordinator.errors import QuorumNotReached, RegistrationRefused, UnknownRound
 from swarmrank.coordinator.joining import Application, Gatekeeper
 from swarmrank.coordinator.registry import Registry
@@ -119,6 +119,25 @@ async def test_too_few_candidates_is_quorum_not_reached_and_still_costs_the_no_s
         await s.close()
 
 
+async def test_too_few_answers_bring_one_more_wave_from_the_nodes_not_asked_yet(tmp_path: Path) -> None:
+    empty, failing = FakeNode("10.0.0.3:1", ""), FakeNode("10.0.0.4:1", "x", fail_generate="UNAVAILABLE")
+    nodes = [honest(1), honest(2), empty, failing]
+    s = Swarm(tmp_path, nodes, spot_check_rate=0.0)
+    try:
+        await admit(s.registry, nodes)
+        # The two bad nodes have the best records, so a client round goes to them first.
+        await s.registry.record([reputation.Event("evidence", n.node_id, 1.0 + i, "spot_check", 1.0, f"r{i}", "generator")
+                                 for n in (empty, failing) for i in range(20)])
+        events: list[RoundEvent] = []
+        result = await s.runner.run(AskParams("Capital?", k=2), events.append)
+        waves = [e.node_ids for e in events if isinstance(e, Dispatched)]
+        assert [set(w) for w in waves] == [{empty.node_id, failing.node_id}, {nodes[0].node_id, nodes[1].node_id}]
+        assert result.answer == "Paris" and len(result.candidates) == 2
+        assert {(f.node_id, f.reason) for f in result.failures} >= {(empty.node_id, "empty answer")}
+    finally:
+        await s.close()
+
+
 async def test_a_hung_node_costs_only_its_candidate_after_the_deadline(tmp_path: Path) -> None:
     nodes = [honest(1), honest(2), FakeNode("10.0.0.3:1", "x", hang=True)]
     s = Swarm(tmp_path, nodes, spot_check_rate=0.0, generate_timeout=0.2)
@@ -180,6 +199,34 @@ async def test_a_spot_check_follows_a_round_and_scores_judges_on_the_planted_pai
         assert [e.value for e in evidence if e.node_id == nodes[0].node_id and e.role == "judge"] == [1.0]
         with pytest.raises(UnknownRound):
             s.runner.get(hidden.pop())  # spot checks stay hidden
+    finally:
+        await s.close()
+
+
+async def test_a_spot_check_scores_judges_on_the_planted_pair_only_and_an_empty_answer_as_wrong(tmp_path: Path) -> None:
+    question = "What is 2 + 2?"
+    bank = ChallengeBank([GenerationChallenge(question, "4")], [PairwiseChallenge(question, "4, as planted", "5, as planted")])
+
+    def fickle(q: str, a: str, b: str) -> Preference:  # right on the planted pair, wrong on the real answers
+        if "planted" in a:
+            return Preference.A if "4" in a else Preference.B
+        return prefers_containing("5")(q, a, b)
+
+    judge = FakeNode("10.0.0.3:1", "4", prefers=fickle)
+    silent = FakeNode("10.0.0.4:1", "", prefers=prefers_containing("4"))
+    nodes = [FakeNode("10.0.0.1:1", "4", prefers=prefers_containing("4")), FakeNode("10.0.0.2:1", "5", prefers=prefers_containing("5")),
+             judge, silent]
+    s = Swarm(tmp_path, nodes, bank, spot_check_rate=1.0, probation_rate=0.0)
+    try:
+        await admit(s.registry, nodes)
+        await s.runner.run(AskParams("Anything?", k=4))
+        await asyncio.wait_for(s.runner._spot_checks.wait(), 30)
+        checked = [e for e in ledger.events(s.db) if e.source == "spot_check"]
+        # Every judge sees the planted pair in both orders; the real pairs go to a few judges by
+        # weight, so only the planted pair measures judges alike.
+        assert [e.value for e in checked if e.node_id == judge.node_id and e.role == "judge"] == [1.0]
+        # Silence is no way out of a hidden check: an empty answer is recorded as a wrong one.
+        assert [e.value for e in checked if e.node_id == silent.node_id and e.role == "generator"] == [0.0]
     finally:
         await s.close()
 
