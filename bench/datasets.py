@@ -76,8 +76,12 @@ def load(data_dir: Path, dataset: str) -> AnswerMatrix:
 
         questions = [Question(r[0], str(meta[r[0]]["question"]).strip(), gold(meta[r[0]]["answer"]))
                      for r in rows if r[0] in meta]
-        answers = {m: {r[0]: r[1 + i] for r in rows if r[1 + i] != ""} for i, m in enumerate(models)}
         correct = {m: {r[0]: r[1 + i] == "1" for r in graded if r[1 + i] != ""} for i, m in enumerate(models)}
+        # An empty cell is no answer, except where it is graded right: then the answer was the empty
+        # string, the gold of 17 CRUXEval questions ("''"), and it is recorded as that literal.
+        golds = {q.qid: q.gold for q in questions}
+        answers = {m: {r[0]: r[1 + i] or golds.get(r[0], "") for r in rows if r[1 + i] != "" or correct[m].get(r[0], False)}
+                   for i, m in enumerate(models)}
         return AnswerMatrix(dataset, questions, models, answers, correct)
     raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
 

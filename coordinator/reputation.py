@@ -269,7 +269,9 @@ def spot_check_events(
     topic: str = "", disputed: bool = True, silent: Sequence[str] = (),
 ) -> list[Event]:
     """Ground truth from a hidden calibration round: ``correct[i]`` says whether answer i is right
-    (planted known answers included). Judges are scored on pairs where exactly one answer is right;
+    (planted known answers included); the ``silent`` generators (an empty answer) were wrong. Judges
+    are scored on the pairs of ``judgments`` where exactly one answer is right (the round passes the
+    planted pair's where there is one);
     their weight record counts a spot check only when the round's voters ``disputed`` the answer
     (``consensus.voters_disagree``; else the source is "undisputed_check", conduct only): a verdict
     changes an answer only there, and on questions the strongest generators agree on, the easy ones,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from swarmrank.bench.datasets import load
+
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "mmlu_pro" / "predictions.csv.gz").exists(), reason="../shared/data not beside the repo")
 
@@ -29,6 +31,17 @@ def test_mmlu_pro_replay_through_real_nodes() -> None:
         assert 0.0 <= r[key] <= 1.0
     assert r["oracle_accuracy"] >= max(r["swarm_accuracy"], r["plurality_accuracy"], r["best_single_accuracy"])
     assert r["judge_calls_per_round"] > 0 and r["rounds_per_second"] > 0
+    assert r["unanswered"] == 0  # rounds without a quorum of answers (counted wrong)
+
+
+@needs_data
+def test_an_empty_answer_graded_right_is_the_empty_string() -> None:
+    crux = load(DATA, "crux")  # CRUXEval: some outputs are the empty string, recorded as an empty cell
+    q = next(q for q in crux.questions if q.gold == "''")
+    right = [m for m in crux.models if crux.correct[m].get(q.qid)]
+    assert right and all(crux.answers[m][q.qid] == "''" for m in right)
+    wrong = [m for m in crux.models if not crux.correct[m].get(q.qid, True)]
+    assert all(crux.answers[m].get(q.qid, "") != "''" for m in wrong)
 
 
 @needs_data
