@@ -135,7 +135,7 @@ class RoundRunner:
             raise QuorumNotReached(
                 f"round {state.round_id}: {len(candidates)} of {len(chosen)} candidate(s) arrived; need {quorum}"
             )
-        failed = {f.node_id for f in state.failures}
+        failed = {f.node_id for f in state.failures}  # a failed call or an empty answer: no judging this round either
         known_pair = self._bank.pairwise_for(spot_check.question) if spot_check is not None and self._bank else None
         judges = [n for n in available if n.role.judges and n.node_id not in failed]
         judgments, planted = await self._judge(state, candidates, judges, known_pair)
