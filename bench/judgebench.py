@@ -101,20 +101,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for p, answer, reputation in zip(scored, asked.answers, asked.reputations):
         better_text = p.response_a if p.better == "A" else p.response_b
-        if answer is None:
-            raise RuntimeError(f"pair {p.pair_id}: the swarm found no quorum (its two generators always answer)")
-        tied = abs(answer.confidence - 0.5) < 1e-9
+        judgments = answer.judgments if answer else ()
         singles = {j: sum(bench.verdicts[j][p.pair_id]) for j in bench.judges}
         rows.append({
-            "swarm": 0.5 if tied else float(answer.text.strip() == better_text),
+            # no answer (no quorum) is wrong; an exact tie is half right, as for a single judge
+            "swarm": 0.0 if answer is None else 0.5 if abs(answer.confidence - 0.5) < 1e-9 else float(answer.text.strip() == better_text),
             "single": {j: _half(s, p.better) for j, s in singles.items()},
             "scores": singles, "better": p.better,
             "panel": _half(sum(float(np.sign(s)) for s in singles.values()), p.better),
             "weighted": _half(sum(reputation[j] ** 2 * s for j, s in singles.items()), p.better),
             "top_k": _half(sum(top_weights[j] * float(np.sign(singles[j])) for j in top_weights), p.better),
             "oracle": any(_half(s, p.better) == 1.0 for s in singles.values()),
-            "judge_calls": len({j.judge_node_id for j in answer.judgments}),
-            "comparisons": len(answer.judgments),
+            "judge_calls": len({j.judge_node_id for j in judgments}),
+            "comparisons": len(judgments),
+            "answered": answer is not None,
         })
     final = {swarm.names[n.node_id]: round(n.reputation, 4) for n in asked.final}
     n = len(rows)
@@ -135,6 +135,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "probation_rate": args.probation_rate,
         "probation_checks": args.probation_checks,
         "swarm_accuracy": sum(r["swarm"] for r in rows) / n,
+        "unanswered": sum(not r["answered"] for r in rows),  # rounds without a quorum of answers (counted wrong)
         "plurality_accuracy": sum(r["panel"] for r in rows) / n,
         "weighted_vote_accuracy": sum(r["weighted"] for r in rows) / n,
         "top_k_vote_accuracy": sum(r["top_k"] for r in rows) / n,

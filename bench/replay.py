@@ -127,6 +127,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 node_answers[name] = matrix.answers[name].get(q.qid, "")
                 node_correct[name] = matrix.correct[name].get(q.qid, False)
+        judgments = answer.judgments if answer else ()
         if answer is None:
             swarm_ok = False
         else:
@@ -139,8 +140,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "top_k": vote({m: node_answers[m] for m in top_weights}, node_correct, top_weights),
             "oracle": any(node_correct.values()),
             "single": {m: matrix.correct[m].get(q.qid, False) for m in models},
-            "judge_calls": len({j.judge_node_id for j in answer.judgments}) if answer else 0,
-            "comparisons": len(answer.judgments) if answer else 0,
+            "judge_calls": len({j.judge_node_id for j in judgments}),
+            "comparisons": len(judgments),
             "failures": len(answer.failures) if answer else 0,
         })
     final = {swarm.names[n.node_id]: round(n.reputation, 4) for n in asked.final}
